@@ -1,0 +1,21 @@
+"""Listens to stablepay: when a payment request is paid, refunded or canceled, its order follows.
+
+The signal is sent inside stablepay's transaction, so the order's update commits or rolls back with
+the payment request's change. Other statuses (confirming, expired, needs_review) leave the order as is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.dispatch import receiver
+
+from shop.services import order_apply_payment_status
+from stablepay.signals import payment_request_status_changed
+
+
+@receiver(payment_request_status_changed, dispatch_uid="shop.order_follows_payment_request")
+def order_follows_payment_request(*, payment_request: Any, status: str, **kwargs: Any) -> None:
+    order_apply_payment_status(
+        payment_request_id=payment_request.pk, status=status, paid_at=payment_request.paid_at
+    )

@@ -1,0 +1,1 @@
+"""stablepay: stablecoin payment requests for Django stores, watched on EVM chains without private keys."""

@@ -1,0 +1,1 @@
+"""The merchant REST API (CONTRACT §4), under /api/v1/."""

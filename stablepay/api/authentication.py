@@ -1,0 +1,48 @@
+"""API key authentication: `Authorization: Bearer <key>`; keys are stored as SHA-256 hashes only."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.request import Request
+
+from stablepay.models import Merchant
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class MerchantPrincipal:
+    """The authenticated caller: a merchant, not a Django user."""
+
+    merchant: Merchant
+    is_authenticated: bool = True
+
+    @property
+    def pk(self) -> int:
+        return self.merchant.pk
+
+
+class MerchantApiKeyAuthentication(BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request: Request) -> tuple[MerchantPrincipal, Merchant] | None:
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if not header:
+            return None
+        scheme, _, key = header.partition(" ")
+        if scheme != self.keyword or not key.strip():
+            raise AuthenticationFailed("Authorization must be 'Bearer <api key>'")
+        merchant = Merchant.objects.filter(api_key_hash=hash_api_key(key.strip())).first()
+        if merchant is None:
+            raise AuthenticationFailed("invalid API key")
+        return MerchantPrincipal(merchant), merchant
+
+    def authenticate_header(self, request: Any) -> str:
+        return f'{self.keyword} realm="api"'

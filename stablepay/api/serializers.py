@@ -1,0 +1,245 @@
+"""API input validation and the payment request representation (also the webhook `data`).
+
+Input fields are strict: an amount must be a JSON string of ASCII digits, an id a JSON integer.
+Numbers are never coerced to strings nor strings to numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from django.conf import settings
+from django.urls import reverse
+from rest_framework import serializers
+from rest_framework.request import Request
+
+from stablepay.models import Currency, Event, PaymentRequest, Resolution, Status, Token, Transfer, TransferState
+from stablepay.money import format_token_amount, parse_fiat_amount
+
+MAX_METADATA_BYTES = 4096
+
+
+class StrictCharField(serializers.CharField):
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return str(super().to_internal_value(data))
+
+
+class StrictIntegerField(serializers.IntegerField):
+    default_error_messages = {"invalid": "A JSON integer is required."}
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return int(super().to_internal_value(data))
+
+
+class RejectUnknownFieldsMixin:
+    initial_data: Any
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(self.initial_data) - set(self.fields))  # type: ignore[attr-defined]
+        if unknown:
+            raise serializers.ValidationError({name: ["unknown field"] for name in unknown})
+        return attrs
+
+
+class PaymentRequestCreateIn(RejectUnknownFieldsMixin, serializers.Serializer):
+    order_reference = StrictCharField(min_length=1, max_length=64, trim_whitespace=False)
+    amount = StrictCharField(max_length=40, trim_whitespace=False, help_text='Decimal string, e.g. "103.00"')
+    currency = serializers.ChoiceField(choices=Currency.values)
+    chain_id = StrictIntegerField(min_value=1)
+    token = StrictCharField(min_length=1, max_length=16, trim_whitespace=False)
+    expiry_minutes = StrictIntegerField(min_value=1, max_value=1440, required=False)
+    metadata = serializers.DictField(required=False)
+
+    def validate_amount(self, value: str) -> Any:
+        try:
+            return parse_fiat_amount(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+    def validate_metadata(self, value: dict[str, Any]) -> dict[str, Any]:
+        if len(json.dumps(value, separators=(",", ":")).encode()) > MAX_METADATA_BYTES:
+            raise serializers.ValidationError(f"must be at most {MAX_METADATA_BYTES} bytes as JSON")
+        return value
+
+
+def fingerprint(body: Any) -> str:
+    """The canonical hash of a create body, compared when an Idempotency-Key is reused."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+class ResolveIn(RejectUnknownFieldsMixin, serializers.Serializer):
+    action = serializers.ChoiceField(choices=[r.value for r in Resolution if r.value])
+    note = StrictCharField(min_length=1, max_length=2000)
+    refund_tx_hash = StrictCharField(required=False, allow_null=True, max_length=66)
+
+
+class ListFiltersIn(serializers.Serializer):
+    order_reference = serializers.CharField(required=False, max_length=64)
+    status = serializers.ChoiceField(choices=Status.values, required=False)
+
+
+class TokenOut(serializers.Serializer):
+    chain_id = serializers.IntegerField()
+    chain_name = serializers.CharField()
+    symbol = serializers.CharField()
+    address = serializers.CharField()
+    decimals = serializers.IntegerField()
+    currency = serializers.CharField()
+
+    def to_representation(self, token: Token) -> dict[str, Any]:
+        return {
+            "chain_id": token.chain.chain_id,
+            "chain_name": token.chain.name,
+            "symbol": token.symbol,
+            "address": token.address,
+            "decimals": token.decimals,
+            "currency": token.currency,
+        }
+
+
+class TransferOut(serializers.Serializer):
+    tx_hash = serializers.CharField()
+    log_index = serializers.IntegerField()
+    block_number = serializers.IntegerField()
+    block_hash = serializers.CharField()
+    token = serializers.CharField()
+    token_address = serializers.CharField()
+    to = serializers.CharField()
+    amount_base_units = serializers.CharField()
+    confirmations = serializers.IntegerField()
+    state = serializers.ChoiceField(choices=TransferState.values)
+    explorer_url = serializers.CharField(allow_null=True)
+
+    def get_fields(self) -> dict[str, Any]:
+        fields = dict(super().get_fields())
+        fields["from"] = serializers.CharField()
+        return fields
+
+
+class EventOut(serializers.Serializer):
+    at = serializers.DateTimeField()
+    status = serializers.CharField()
+    exception = serializers.CharField(allow_null=True)
+    note = serializers.CharField()
+    actor = serializers.CharField()
+
+
+class PaymentRequestOut(serializers.Serializer):
+    """The payment request object of CONTRACT §4; to_representation builds it in one place."""
+
+    id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=Status.values)
+    exception = serializers.CharField(allow_null=True)
+    resolution = serializers.CharField(allow_null=True)
+    order_reference = serializers.CharField()
+    amount = serializers.CharField()
+    currency = serializers.CharField()
+    chain_id = serializers.IntegerField()
+    token = serializers.CharField()
+    token_address = serializers.CharField()
+    decimals = serializers.IntegerField()
+    rate = serializers.CharField()
+    pay_to = serializers.CharField()
+    amount_due = serializers.CharField()
+    amount_due_base_units = serializers.CharField()
+    amount_paid = serializers.CharField()
+    amount_paid_base_units = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    paid_at = serializers.DateTimeField(allow_null=True)
+    payment_uri = serializers.CharField()
+    checkout_url = serializers.URLField()
+    metadata = serializers.DictField()
+    transfers = TransferOut(many=True)
+    timeline = EventOut(many=True)
+
+    def to_representation(self, instance: PaymentRequest) -> dict[str, Any]:
+        return payment_request_data(instance, self.context.get("request"))
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def payment_uri(request: PaymentRequest) -> str:
+    """EIP-681: ethereum:<token>@<chain_id>/transfer?address=<pay_to>&uint256=<amount due in base units>."""
+    token = request.token
+    return (
+        f"ethereum:{token.address}@{token.chain.chain_id}/transfer"
+        f"?address={request.pay_to}&uint256={int(request.amount_due_base_units)}"
+    )
+
+
+def checkout_url(request: PaymentRequest, http_request: Request | None = None) -> str:
+    path = reverse("stablepay:pay", args=[request.pk])
+    if http_request is not None:
+        return http_request.build_absolute_uri(path)
+    return settings.STABLEPAY["BASE_URL"].rstrip("/") + path
+
+
+def transfer_data(transfer: Transfer) -> dict[str, Any]:
+    cursor = getattr(transfer.chain, "cursor", None)
+    head = cursor.head_block if cursor is not None else None
+    return {
+        "tx_hash": transfer.tx_hash,
+        "log_index": transfer.log_index,
+        "block_number": transfer.block_number,
+        "block_hash": transfer.block_hash,
+        "token": transfer.token.symbol,
+        "token_address": transfer.token.address,
+        "from": transfer.from_address,
+        "to": transfer.to_address,
+        "amount_base_units": str(int(transfer.amount_base_units)),
+        "confirmations": transfer.confirmations_at(head),
+        "state": transfer.state,
+        "explorer_url": transfer.chain.explorer_link(transfer.tx_hash) or None,
+    }
+
+
+def event_data(event: Event) -> dict[str, Any]:
+    return {
+        "at": _iso(event.at),
+        "status": event.status,
+        "exception": event.exception or None,
+        "note": event.note,
+        "actor": event.actor,
+    }
+
+
+def payment_request_data(request: PaymentRequest, http_request: Request | None = None) -> dict[str, Any]:
+    token = request.token
+    decimals = token.decimals
+    transfers = request.transfers.select_related("chain__cursor", "token").order_by("block_number", "log_index")
+    return {
+        "id": str(request.pk),
+        "status": request.status,
+        "exception": request.exception or None,
+        "resolution": request.resolution or None,
+        "order_reference": request.order_reference,
+        "amount": format(request.amount, "f"),
+        "currency": request.currency,
+        "chain_id": token.chain.chain_id,
+        "token": token.symbol,
+        "token_address": token.address,
+        "decimals": decimals,
+        "rate": format(request.rate.normalize(), "f"),
+        "pay_to": request.pay_to,
+        "amount_due": format_token_amount(request.amount_due_base_units, decimals),
+        "amount_due_base_units": str(int(request.amount_due_base_units)),
+        "amount_paid": format_token_amount(request.amount_paid_base_units, decimals),
+        "amount_paid_base_units": str(int(request.amount_paid_base_units)),
+        "created_at": _iso(request.created_at),
+        "expires_at": _iso(request.expires_at),
+        "paid_at": _iso(request.paid_at),
+        "payment_uri": payment_uri(request),
+        "checkout_url": checkout_url(request, http_request),
+        "metadata": request.metadata,
+        "transfers": [transfer_data(t) for t in transfers],
+        "timeline": [event_data(e) for e in request.events.order_by("at", "id")],
+    }

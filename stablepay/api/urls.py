@@ -1,0 +1,23 @@
+"""Routes of the REST API, mounted at /api/v1/."""
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView
+
+from stablepay.api import views
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="api-schema"),
+    path("tokens/", views.TokenListApi.as_view(), name="api-tokens"),
+    path("payment-requests/", views.PaymentRequestListCreateApi.as_view(), name="api-payment-requests"),
+    path("payment-requests/<str:request_id>/", views.PaymentRequestDetailApi.as_view(), name="api-payment-request"),
+    path(
+        "payment-requests/<str:request_id>/cancel/",
+        views.PaymentRequestCancelApi.as_view(),
+        name="api-payment-request-cancel",
+    ),
+    path(
+        "payment-requests/<str:request_id>/resolve/",
+        views.PaymentRequestResolveApi.as_view(),
+        name="api-payment-request-resolve",
+    ),
+]

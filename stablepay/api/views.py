@@ -1,0 +1,119 @@
+"""API views: parse, make one service or selector call, answer. A merchant only ever sees its own requests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from stablepay import selectors, services
+from stablepay.api.serializers import (
+    ListFiltersIn,
+    PaymentRequestCreateIn,
+    PaymentRequestOut,
+    ResolveIn,
+    TokenOut,
+    fingerprint,
+    payment_request_data,
+)
+from stablepay.models import Merchant, PaymentRequest
+
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def _merchant(request: Request) -> Merchant:
+    assert isinstance(request.auth, Merchant)
+    return request.auth
+
+
+def _actor(request: Request) -> str:
+    return f"merchant:{_merchant(request).slug}"
+
+
+def _own_request(request: Request, request_id: str) -> PaymentRequest:
+    found = selectors.payment_request_for_merchant(merchant=_merchant(request), request_id=request_id)
+    if found is None:
+        raise NotFound("no such payment request")
+    return found
+
+
+class TokenListApi(APIView):
+    @extend_schema(responses=TokenOut(many=True))
+    def get(self, request: Request) -> Response:
+        return Response([TokenOut().to_representation(t) for t in selectors.token_list()])
+
+
+class PaymentRequestListCreateApi(APIView):
+    @extend_schema(
+        parameters=[ListFiltersIn], responses=PaymentRequestOut(many=True), operation_id="payment_requests_list"
+    )
+    def get(self, request: Request) -> Response:
+        filters = ListFiltersIn(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        queryset = selectors.payment_request_list(merchant=_merchant(request), **filters.validated_data)
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        return paginator.get_paginated_response([payment_request_data(pr, request) for pr in page or []])
+
+    @extend_schema(
+        request=PaymentRequestCreateIn,
+        responses={201: PaymentRequestOut},
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+    )
+    def post(self, request: Request) -> Response:
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY):
+            raise ValidationError({"Idempotency-Key": [f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters"]})
+        body = PaymentRequestCreateIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        data: dict[str, Any] = body.validated_data
+        payment_request, _ = services.payment_request_create(
+            merchant=_merchant(request),
+            order_reference=data["order_reference"],
+            amount=data["amount"],
+            currency=data["currency"],
+            chain_id=data["chain_id"],
+            token_symbol=data["token"],
+            expiry_minutes=data.get("expiry_minutes"),
+            metadata=data.get("metadata"),
+            idempotency_key=key,
+            fingerprint=fingerprint(request.data),
+            actor=_actor(request),
+        )
+        return Response(payment_request_data(payment_request, request), status=status.HTTP_201_CREATED)
+
+
+class PaymentRequestDetailApi(APIView):
+    @extend_schema(responses=PaymentRequestOut)
+    def get(self, request: Request, request_id: str) -> Response:
+        return Response(payment_request_data(_own_request(request, request_id), request))
+
+
+class PaymentRequestCancelApi(APIView):
+    @extend_schema(request=None, responses={200: PaymentRequestOut})
+    def post(self, request: Request, request_id: str) -> Response:
+        own = _own_request(request, request_id)
+        canceled = services.payment_request_cancel(request_id=own.pk, actor=_actor(request))
+        return Response(payment_request_data(canceled, request))
+
+
+class PaymentRequestResolveApi(APIView):
+    @extend_schema(request=ResolveIn, responses={200: PaymentRequestOut})
+    def post(self, request: Request, request_id: str) -> Response:
+        own = _own_request(request, request_id)
+        body = ResolveIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        resolved = services.payment_request_resolve(
+            request_id=own.pk,
+            action=body.validated_data["action"],
+            note=body.validated_data["note"],
+            refund_tx_hash=body.validated_data.get("refund_tx_hash"),
+            actor=_actor(request),
+        )
+        return Response(payment_request_data(resolved, request))

@@ -1,0 +1,9 @@
+"""App config for stablepay."""
+
+from django.apps import AppConfig
+
+
+class StablepayConfig(AppConfig):
+    name = "stablepay"
+    verbose_name = "stablepay"
+    default_auto_field = "django.db.models.BigAutoField"

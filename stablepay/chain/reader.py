@@ -1,0 +1,57 @@
+"""The ChainReader interface the watcher depends on, and the frozen records it returns."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRef:
+    number: int
+    hash: str
+    timestamp: int  # unix seconds
+
+
+@dataclass(frozen=True, slots=True)
+class TransferLog:
+    """An ERC-20 Transfer event; addresses are lower-case hex with 0x."""
+
+    token: str
+    tx_hash: str
+    log_index: int
+    block_number: int
+    block_hash: str
+    block_timestamp: int | None
+    from_address: str
+    to_address: str
+    value: int
+
+
+class ChainError(Exception):
+    """The node failed, timed out or answered nonsense; nothing from this call may be used."""
+
+
+class RangeTooLarge(ChainError):
+    """The node refused the block range; `suggested` is the largest span it proposed, if any."""
+
+    def __init__(self, message: str, suggested: int | None = None) -> None:
+        super().__init__(message)
+        self.suggested = suggested
+
+
+class ChainReader(Protocol):
+    def snapshot(self, numbers: Sequence[int]) -> tuple[BlockRef, Mapping[int, BlockRef | None]]:
+        """The head block and the blocks at the given heights (None where the node has none), in one call."""
+        ...
+
+    def blocks(self, numbers: Sequence[int]) -> Mapping[int, BlockRef | None]: ...
+
+    def finalized(self) -> BlockRef | None: ...
+
+    def transfer_logs(self, tokens: Sequence[str], from_block: int, to_block: int) -> list[TransferLog]:
+        """Every Transfer log of the given token contracts in the range, in one eth_getLogs."""
+        ...

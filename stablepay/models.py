@@ -1,0 +1,294 @@
+"""The ledger: chains, tokens, merchants, payment requests, on-chain transfers and what happened to them.
+
+Models carry fields and database invariants only; the workflows live in services.py.
+Token amounts are integer base units in DecimalField(max_digits=78, decimal_places=0).
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+BASE_UNITS = {"max_digits": 78, "decimal_places": 0}
+
+
+class Currency(models.TextChoices):
+    HKD = "HKD", "Hong Kong dollar"
+    MOP = "MOP", "Macau pataca"
+    USD = "USD", "US dollar"
+    CNH = "CNH", "Offshore renminbi"
+
+
+TOKEN_CURRENCIES = (Currency.HKD, Currency.USD, Currency.CNH)
+
+
+class Chain(models.Model):
+    chain_id = models.PositiveBigIntegerField(unique=True)
+    name = models.CharField(max_length=64)
+    rpc_urls = models.JSONField(default=list)
+    confirmations = models.PositiveIntegerField(default=12)
+    block_time_seconds = models.PositiveIntegerField(default=12)
+    explorer_tx_url = models.CharField(max_length=255, blank=True, default="")
+    use_finalized_tag = models.BooleanField(
+        default=False, help_text="Treat a transfer as confirmed once the node's 'finalized' block covers it."
+    )
+    start_block = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="The head when the chain was registered; the first scan starts here."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["chain_id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.chain_id})"
+
+    def explorer_link(self, tx_hash: str) -> str:
+        """The explorer URL of a transaction: `{tx}` in the template is replaced, else the hash is appended."""
+        if not self.explorer_tx_url:
+            return ""
+        if "{tx}" in self.explorer_tx_url:
+            return self.explorer_tx_url.replace("{tx}", tx_hash)
+        return self.explorer_tx_url.rstrip("/") + "/" + tx_hash
+
+
+class Token(models.Model):
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="tokens")
+    address = models.CharField(max_length=42, help_text="Checksummed contract address.")
+    symbol = models.CharField(max_length=16)
+    decimals = models.PositiveSmallIntegerField()
+    currency = models.CharField(max_length=3, choices=[(c.value, c.label) for c in TOKEN_CURRENCIES])
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["chain__chain_id", "symbol"]
+        constraints = [
+            models.UniqueConstraint(fields=["chain", "address"], name="token_unique_address_per_chain"),
+            models.UniqueConstraint(fields=["chain", "symbol"], name="token_unique_symbol_per_chain"),
+            models.CheckConstraint(condition=Q(decimals__lte=36), name="token_decimals_at_most_36"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} on {self.chain.name}"
+
+
+class Merchant(models.Model):
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=128)
+    xpub = models.CharField(max_length=128, help_text="Account-level extended public key (m/44'/60'/0').")
+    api_key_hash = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the API key.")
+    api_key_prefix = models.CharField(max_length=8, blank=True, default="")
+    payment_tolerance_percent = models.DecimalField(max_digits=5, decimal_places=2, default=Decimal("0"))
+    expiry_minutes = models.PositiveIntegerField(default=15)
+    webhook_url = models.URLField(max_length=500, blank=True, default="")
+    webhook_secret = models.CharField(max_length=128, blank=True, default="")
+    next_address_index = models.PositiveIntegerField(default=0)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="merchants")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(payment_tolerance_percent__gte=0) & Q(payment_tolerance_percent__lt=100),
+                name="merchant_tolerance_in_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FxRate(models.Model):
+    """1 unit of `base` = `rate` units of `quote`."""
+
+    base = models.CharField(max_length=3, choices=Currency.choices)
+    quote = models.CharField(max_length=3, choices=Currency.choices)
+    rate = models.DecimalField(max_digits=24, decimal_places=12)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["base", "quote"], name="fx_unique_pair"),
+            models.CheckConstraint(condition=Q(rate__gt=0), name="fx_rate_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.base}/{self.quote} {self.rate}"
+
+
+class Status(models.TextChoices):
+    OPEN = "open"
+    CONFIRMING = "confirming"
+    PAID = "paid"
+    EXPIRED = "expired"
+    NEEDS_REVIEW = "needs_review"
+    REFUNDED = "refunded"
+    CANCELED = "canceled"
+
+
+class ExceptionType(models.TextChoices):
+    NONE = "", "none"
+    UNDERPAID = "underpaid"
+    OVERPAID = "overpaid"
+    LATE = "late"
+    WRONG_TOKEN = "wrong_token"
+    REORGED = "reorged"
+    HELD = "held"
+
+
+class Resolution(models.TextChoices):
+    NONE = "", "none"
+    ACCEPT = "accept"
+    REFUND = "refund"
+    VOID = "void"
+
+
+class PaymentRequest(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="payment_requests")
+    token = models.ForeignKey(Token, on_delete=models.PROTECT, related_name="payment_requests")
+    order_reference = models.CharField(max_length=64)
+    amount = models.DecimalField(max_digits=20, decimal_places=2)
+    currency = models.CharField(max_length=3, choices=Currency.choices)
+    rate = models.DecimalField(max_digits=40, decimal_places=18, help_text="Token units per 1 unit of currency.")
+    amount_due_base_units = models.DecimalField(**BASE_UNITS)
+    amount_paid_base_units = models.DecimalField(**BASE_UNITS, default=Decimal(0))
+    pay_to = models.CharField(max_length=42)
+    derivation_index = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN, db_index=True)
+    exception = models.CharField(max_length=16, choices=ExceptionType.choices, blank=True, default="")
+    resolution = models.CharField(max_length=16, choices=Resolution.choices, blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    request_fingerprint = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(db_index=True)
+    expires_at = models.DateTimeField()
+    paid_at = models.DateTimeField(null=True, blank=True)
+    watch_until = models.DateTimeField(db_index=True, help_text="Late payments are caught until then.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "derivation_index"], name="pr_unique_index_per_merchant"),
+            models.UniqueConstraint(fields=["pay_to"], name="pr_unique_deposit_address"),
+            models.UniqueConstraint(
+                fields=["merchant", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="pr_unique_idempotency_key",
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="pr_amount_positive"),
+            models.CheckConstraint(condition=Q(amount_due_base_units__gt=0), name="pr_due_positive"),
+            models.CheckConstraint(condition=Q(amount_paid_base_units__gte=0), name="pr_paid_not_negative"),
+        ]
+        indexes = [models.Index(fields=["merchant", "order_reference"])]
+
+    def __str__(self) -> str:
+        return f"{self.order_reference} ({self.status})"
+
+
+class TransferState(models.TextChoices):
+    SEEN = "seen"
+    CONFIRMED = "confirmed"
+    ORPHANED = "orphaned"
+
+
+class Transfer(models.Model):
+    """One ERC-20 Transfer log to a deposit address. Unique per (chain, tx_hash, log_index)."""
+
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="transfers")
+    token = models.ForeignKey(Token, on_delete=models.PROTECT, related_name="transfers")
+    payment_request = models.ForeignKey(
+        PaymentRequest, on_delete=models.PROTECT, related_name="transfers", null=True, blank=True
+    )
+    tx_hash = models.CharField(max_length=66)
+    log_index = models.PositiveIntegerField()
+    block_number = models.PositiveBigIntegerField(db_index=True)
+    block_hash = models.CharField(max_length=66)
+    block_timestamp = models.DateTimeField()
+    from_address = models.CharField(max_length=42)
+    to_address = models.CharField(max_length=42, db_index=True)
+    amount_base_units = models.DecimalField(**BASE_UNITS)
+    state = models.CharField(max_length=16, choices=TransferState.choices, default=TransferState.SEEN)
+    reviewed = models.BooleanField(default=False, help_text="Covered by an ops resolution.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["block_number", "log_index"]
+        constraints = [
+            models.UniqueConstraint(fields=["chain", "tx_hash", "log_index"], name="transfer_unique_log"),
+            models.CheckConstraint(condition=Q(amount_base_units__gte=0), name="transfer_amount_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tx_hash}:{self.log_index}"
+
+    def confirmations_at(self, head: int | None) -> int:
+        """head - block_number + 1 (a transfer in the head block has 1); 0 once orphaned."""
+        if self.state == TransferState.ORPHANED or head is None:
+            return 0
+        return max(head - self.block_number + 1, 0)
+
+
+class Block(models.Model):
+    """An unfinalized block the watcher has relied on; its hash is re-checked to detect reorgs."""
+
+    chain = models.ForeignKey(Chain, on_delete=models.CASCADE, related_name="blocks")
+    number = models.PositiveBigIntegerField()
+    hash = models.CharField(max_length=66)
+    timestamp = models.DateTimeField()
+
+    class Meta:
+        ordering = ["chain", "number"]
+        constraints = [models.UniqueConstraint(fields=["chain", "number"], name="block_unique_height")]
+
+
+class Cursor(models.Model):
+    """Where the watcher is on a chain."""
+
+    chain = models.OneToOneField(Chain, on_delete=models.CASCADE, related_name="cursor")
+    scanned_block = models.PositiveBigIntegerField(help_text="Every block up to here has been read.")
+    head_block = models.PositiveBigIntegerField(default=0)
+    chunk_size = models.PositiveIntegerField(default=2000)
+    last_scan_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    last_error_at = models.DateTimeField(null=True, blank=True)
+
+
+class Event(models.Model):
+    """The append-only timeline of a payment request: one row per change, with who and why."""
+
+    payment_request = models.ForeignKey(PaymentRequest, on_delete=models.PROTECT, related_name="events")
+    at = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=Status.choices)
+    exception = models.CharField(max_length=16, choices=ExceptionType.choices, blank=True, default="")
+    note = models.TextField(blank=True, default="")
+    actor = models.CharField(max_length=150)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+
+class WebhookDelivery(models.Model):
+    """The webhook outbox: written with the change it reports, delivered after commit with retries."""
+
+    event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="webhook_deliveries")
+    payment_request = models.ForeignKey(PaymentRequest, on_delete=models.PROTECT, related_name="webhooks")
+    type = models.CharField(max_length=64)
+    payload = models.JSONField()
+    created_at = models.DateTimeField()
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at"]

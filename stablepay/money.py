@@ -1,0 +1,74 @@
+"""Money: fiat Decimals, token base units, exact FX ratios and the one rounding rule (ceil for amounts due).
+
+FX rates are held as exact Fractions of the configured Decimals, so a quote is computed from the exact
+ratio and rounded once, up, at the end. No float appears anywhere.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
+from fractions import Fraction
+
+AMOUNT_PATTERN = re.compile(r"^[0-9]+(\.[0-9]{1,2})?$", re.ASCII)
+MAX_AMOUNT_DIGITS = 15  # integer digits of a fiat amount: up to 999 trillion
+PIVOT = "HKD"
+DEFAULT_FX: dict[tuple[str, str], Decimal] = {("HKD", "MOP"): Decimal("1.03"), ("USD", "HKD"): Decimal("7.80")}
+RATE_PLACES = Decimal("1E-18")
+
+
+class FxError(ValueError):
+    """No rate links the two currencies."""
+
+
+def parse_fiat_amount(text: str) -> Decimal:
+    """A fiat amount from its contract form: ASCII digits, at most 2 decimals, > 0. Raises ValueError."""
+    if not isinstance(text, str) or not AMOUNT_PATTERN.match(text):
+        raise ValueError("must be a string of digits with at most 2 decimals, e.g. \"103.00\"")
+    if len(text.split(".")[0].lstrip("0")) > MAX_AMOUNT_DIGITS:
+        raise ValueError(f"must have at most {MAX_AMOUNT_DIGITS} digits before the decimal point")
+    amount = Decimal(text)
+    if amount <= 0:
+        raise ValueError("must be greater than 0")
+    return amount.quantize(Decimal("0.01"))
+
+
+def fx_ratio(source: str, target: str, rates: Mapping[tuple[str, str], Decimal]) -> Fraction:
+    """Units of `target` per 1 unit of `source`, exactly: direct, inverse, or through HKD."""
+    if source == target:
+        return Fraction(1)
+    if (source, target) in rates:
+        return Fraction(rates[(source, target)])
+    if (target, source) in rates:
+        return 1 / Fraction(rates[(target, source)])
+    if PIVOT not in (source, target):
+        return fx_ratio(source, PIVOT, rates) * fx_ratio(PIVOT, target, rates)
+    raise FxError(f"no FX rate for {source}/{target}")
+
+
+def ceil_fraction(value: Fraction) -> int:
+    return -((-value.numerator) // value.denominator)
+
+
+@dataclass(frozen=True)
+class Quote:
+    amount_due_base_units: int
+    rate: Decimal  # token units per 1 unit of fiat, informative (rounded to 18 places)
+
+
+def quote(amount: Decimal, ratio: Fraction, decimals: int) -> Quote:
+    """The amount due in base units, ceil(amount x ratio x 10^decimals): the merchant never gets less."""
+    due = ceil_fraction(Fraction(amount) * ratio * 10**decimals)
+    rate = (Decimal(ratio.numerator) / Decimal(ratio.denominator)).quantize(RATE_PLACES, rounding=ROUND_HALF_EVEN)
+    return Quote(amount_due_base_units=due, rate=rate)
+
+
+def base_units_to_decimal(base_units: int | Decimal, decimals: int) -> Decimal:
+    """Base units as a token Decimal with exactly `decimals` places: 100000000, 6 -> 100.000000."""
+    return Decimal(int(base_units)).scaleb(-decimals).quantize(Decimal(1).scaleb(-decimals))
+
+
+def format_token_amount(base_units: int | Decimal, decimals: int) -> str:
+    return format(base_units_to_decimal(base_units, decimals), "f")

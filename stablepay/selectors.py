@@ -1,0 +1,63 @@
+"""Reads: the token registry, a merchant's payment requests, the payment page and the watcher's health."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db.models import QuerySet
+
+from stablepay.models import Chain, Merchant, PaymentRequest, Token
+
+
+def token_list() -> QuerySet[Token]:
+    return Token.objects.filter(active=True).select_related("chain").order_by("chain__chain_id", "symbol")
+
+
+def _as_uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def payment_request_by_id(request_id: str) -> PaymentRequest | None:
+    pk = _as_uuid(request_id)
+    if pk is None:
+        return None
+    return PaymentRequest.objects.select_related("token__chain", "merchant").filter(pk=pk).first()
+
+
+def payment_request_for_merchant(*, merchant: Merchant, request_id: str) -> PaymentRequest | None:
+    found = payment_request_by_id(request_id)
+    return found if found is not None and found.merchant_id == merchant.pk else None
+
+
+def payment_request_list(
+    *, merchant: Merchant, order_reference: str | None = None, status: str | None = None
+) -> QuerySet[PaymentRequest]:
+    queryset = PaymentRequest.objects.filter(merchant=merchant).select_related("token__chain", "merchant")
+    if order_reference:
+        queryset = queryset.filter(order_reference=order_reference)
+    if status:
+        queryset = queryset.filter(status=status)
+    return queryset.order_by("-created_at", "pk")
+
+
+def chain_health() -> list[dict[str, object]]:
+    rows = []
+    for chain in Chain.objects.select_related("cursor").order_by("chain_id"):
+        cursor = getattr(chain, "cursor", None)
+        head = cursor.head_block if cursor else None
+        scanned = cursor.scanned_block if cursor else chain.start_block
+        rows.append(
+            {
+                "chain_id": chain.chain_id,
+                "name": chain.name,
+                "head": head,
+                "scanned": scanned,
+                "lag_blocks": max(head - scanned, 0) if head is not None and scanned is not None else None,
+                "last_scan_at": cursor.last_scan_at.isoformat() if cursor and cursor.last_scan_at else None,
+                "last_error": cursor.last_error if cursor else "",
+            }
+        )
+    return rows

@@ -1,0 +1,271 @@
+"""The workflows that write: create, reconcile, expire, cancel and resolve payment requests.
+
+Each runs in one transaction with the payment request row locked, and writes the status, the
+timeline event, the webhook outbox row and the store's signal together.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from stablepay import reconcile, webhooks
+from stablepay.addresses import allocate_index, derive_address
+from stablepay.errors import Conflict, InvalidInput
+from stablepay.models import (
+    Chain,
+    Event,
+    FxRate,
+    Merchant,
+    PaymentRequest,
+    Resolution,
+    Status,
+    Token,
+    Transfer,
+    TransferState,
+)
+from stablepay.money import DEFAULT_FX, FxError, fx_ratio, quote
+from stablepay.signals import payment_request_status_changed
+
+logger = logging.getLogger(__name__)
+
+LATE_WATCH = timedelta(days=7)
+WEBHOOK_TYPE_BY_STATUS = {
+    Status.CONFIRMING: "confirming",
+    Status.PAID: "paid",
+    Status.EXPIRED: "expired",
+    Status.NEEDS_REVIEW: "needs_review",
+    Status.CANCELED: "canceled",
+}
+
+
+def fx_rates() -> dict[tuple[str, str], Decimal]:
+    rates = dict(DEFAULT_FX)
+    for base, quote_ccy, rate in FxRate.objects.values_list("base", "quote", "rate"):
+        rates.pop((quote_ccy, base), None)
+        rates[(base, quote_ccy)] = rate
+    return rates
+
+
+def token_for_quote(*, chain_id: int, symbol: str) -> Token:
+    if not Chain.objects.filter(chain_id=chain_id).exists():
+        raise InvalidInput("chain_id", f"no registered chain with id {chain_id}")
+    token = Token.objects.select_related("chain").filter(chain__chain_id=chain_id, symbol=symbol, active=True).first()
+    if token is None:
+        raise InvalidInput("token", f"{symbol!r} is not a registered token on chain {chain_id}")
+    return token
+
+
+def payment_request_create(
+    *,
+    merchant: Merchant,
+    order_reference: str,
+    amount: Decimal,
+    currency: str,
+    chain_id: int,
+    token_symbol: str,
+    expiry_minutes: int | None = None,
+    metadata: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
+    fingerprint: str = "",
+    now: datetime | None = None,
+    actor: str = "api",
+) -> tuple[PaymentRequest, bool]:
+    """Quote the amount in the token and hand out a fresh deposit address. Returns (request, created)."""
+    now = now or timezone.now()
+    if idempotency_key:
+        existing = _replay(merchant, idempotency_key, fingerprint)
+        if existing is not None:
+            return existing, False
+    token = token_for_quote(chain_id=chain_id, symbol=token_symbol)
+    try:
+        ratio = fx_ratio(currency, token.currency, fx_rates())
+    except FxError as exc:
+        raise InvalidInput("currency", str(exc)) from exc
+    priced = quote(amount, ratio, token.decimals)
+    expires_at = now + timedelta(minutes=expiry_minutes or merchant.expiry_minutes)
+    try:
+        with transaction.atomic():
+            index = allocate_index(merchant)
+            request = PaymentRequest.objects.create(
+                merchant=merchant,
+                token=token,
+                order_reference=order_reference,
+                amount=amount,
+                currency=currency,
+                rate=priced.rate,
+                amount_due_base_units=priced.amount_due_base_units,
+                pay_to=derive_address(merchant.xpub, index),
+                derivation_index=index,
+                metadata=metadata or {},
+                idempotency_key=idempotency_key,
+                request_fingerprint=fingerprint,
+                created_at=now,
+                expires_at=expires_at,
+                watch_until=expires_at + LATE_WATCH,
+            )
+            _record(request, note="created", actor=actor, now=now, webhook_type="created")
+    except IntegrityError:
+        if idempotency_key:  # a concurrent call with the same key won the race
+            existing = _replay(merchant, idempotency_key, fingerprint)
+            if existing is not None:
+                return existing, False
+        raise
+    return request, True
+
+
+def _replay(merchant: Merchant, key: str, fingerprint: str) -> PaymentRequest | None:
+    existing = PaymentRequest.objects.filter(merchant=merchant, idempotency_key=key).first()
+    if existing is not None and existing.request_fingerprint != fingerprint:
+        raise Conflict("Idempotency-Key", "this key was already used with a different request body")
+    return existing
+
+
+def _record(
+    request: PaymentRequest, *, note: str, actor: str, now: datetime, webhook_type: str | None, previous: str = ""
+) -> None:
+    """Append the timeline event, queue the webhook and tell the store, inside the caller's transaction."""
+    Event.objects.create(
+        payment_request=request, at=now, status=request.status, exception=request.exception, note=note, actor=actor
+    )
+    if webhook_type:
+        webhooks.enqueue(request, event_type=webhook_type, now=now)
+    if previous and previous != request.status:
+        payment_request_status_changed.send(
+            sender=PaymentRequest,
+            payment_request=request,
+            previous_status=previous,
+            status=request.status,
+            exception=request.exception,
+            actor=actor,
+        )
+
+
+def _locked(request_id: UUID | str) -> PaymentRequest:
+    return PaymentRequest.objects.select_for_update().select_related("token__chain", "merchant").get(pk=request_id)
+
+
+def _facts(request: PaymentRequest) -> reconcile.RequestFacts:
+    return reconcile.RequestFacts(
+        status=request.status,
+        exception=request.exception,
+        due_base_units=int(request.amount_due_base_units),
+        tolerance_percent=request.merchant.payment_tolerance_percent,
+        expires_at=request.expires_at,
+        resolution=request.resolution,
+    )
+
+
+def chain_head(chain: Chain) -> int | None:
+    cursor = getattr(chain, "cursor", None)
+    return cursor.head_block if cursor is not None else None
+
+
+def _transfer_facts(request: PaymentRequest, required: int) -> list[reconcile.TransferFacts]:
+    return [
+        reconcile.TransferFacts(
+            amount_base_units=int(t.amount_base_units),
+            is_request_token=t.token_id == request.token_id,
+            mined_at=t.block_timestamp,
+            confirmations=(
+                required if t.state == TransferState.CONFIRMED else min(t.confirmations_at(chain_head(t.chain)), required - 1)
+            ),
+            orphaned=t.state == TransferState.ORPHANED,
+            reviewed=t.reviewed,
+        )
+        for t in request.transfers.select_related("chain__cursor")
+    ]
+
+
+def payment_request_reconcile(*, request_id: UUID | str, now: datetime | None = None) -> PaymentRequest:
+    """Apply the reconciliation rules to the request's transfers and write what changed."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        request = _locked(request_id)
+        required = max(request.token.chain.confirmations, 1)
+        decision = reconcile.decide(_facts(request), _transfer_facts(request, required), now=now, required=required)
+        paid_changed = int(request.amount_paid_base_units) != decision.amount_paid_base_units
+        request.amount_paid_base_units = Decimal(decision.amount_paid_base_units)
+        if not decision.changes(_facts(request)):
+            if paid_changed:
+                request.save(update_fields=["amount_paid_base_units", "updated_at"])
+            return request
+        previous = request.status
+        request.status, request.exception = decision.status, decision.exception
+        if request.status == Status.PAID and request.paid_at is None:
+            request.paid_at = now
+        request.save()
+        webhook_type = WEBHOOK_TYPE_BY_STATUS.get(Status(request.status)) if request.status != previous else None
+        if request.status == previous and request.exception:
+            webhook_type = "needs_review"
+        _record(request, note=decision.reason, actor="watcher", now=now, webhook_type=webhook_type, previous=previous)
+        logger.info("payment request %s: %s -> %s %s", request.pk, previous, request.status, request.exception)
+        return request
+
+
+def payment_requests_expire(*, now: datetime | None = None) -> int:
+    """Reconcile every live request whose expiry has passed; returns how many changed."""
+    now = now or timezone.now()
+    due = PaymentRequest.objects.filter(status__in=[Status.OPEN, Status.CONFIRMING], expires_at__lte=now)
+    changed = 0
+    for request_id in due.values_list("pk", flat=True):
+        before = PaymentRequest.objects.values_list("status", flat=True).get(pk=request_id)
+        if payment_request_reconcile(request_id=request_id, now=now).status != before:
+            changed += 1
+    return changed
+
+
+def payment_request_cancel(*, request_id: UUID | str, actor: str, now: datetime | None = None) -> PaymentRequest:
+    now = now or timezone.now()
+    with transaction.atomic():
+        request = _locked(request_id)
+        received = request.transfers.exclude(state=TransferState.ORPHANED).exists()
+        if request.status != Status.OPEN or received:
+            raise Conflict("status", f"only an open request with nothing received can be canceled (is {request.status})")
+        request.status = Status.CANCELED
+        request.save()
+        _record(request, note="canceled", actor=actor, now=now, webhook_type="canceled", previous=Status.OPEN)
+        return request
+
+
+def payment_request_resolve(
+    *,
+    request_id: UUID | str,
+    action: str,
+    note: str,
+    actor: str,
+    refund_tx_hash: str | None = None,
+    now: datetime | None = None,
+) -> PaymentRequest:
+    """Close the open exception: accept (the order is paid), refund, or void."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        request = _locked(request_id)
+        if not request.exception:
+            raise Conflict("exception", "the request has no open exception to resolve")
+        previous, resolved = request.status, request.exception
+        if action == Resolution.ACCEPT:
+            request.status = Status.PAID
+            request.paid_at = request.paid_at or now
+        elif action == Resolution.REFUND:
+            request.status = Status.PAID if resolved == reconcile.OVERPAID else Status.REFUNDED
+        elif action == Resolution.VOID:
+            request.status = Status.CANCELED
+        else:
+            raise InvalidInput("action", "must be one of accept, refund, void")
+        request.exception, request.resolution = "", action
+        request.save()
+        request.transfers.exclude(state=TransferState.ORPHANED).update(reviewed=True)
+        detail = f"{action} {resolved}: {note}" + (f" (refund tx {refund_tx_hash})" if refund_tx_hash else "")
+        _record(request, note=detail, actor=actor, now=now, webhook_type="resolved", previous=previous)
+        return request
+
+
+def transfers_for_request(request: PaymentRequest) -> list[Transfer]:
+    return list(request.transfers.select_related("chain", "token").order_by("block_number", "log_index"))

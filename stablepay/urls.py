@@ -1,0 +1,15 @@
+"""stablepay's pages and API. A host project mounts it with `path("", include("stablepay.urls"))`."""
+
+from django.urls import include, path
+
+from stablepay import views
+
+app_name = "stablepay"
+
+urlpatterns = [
+    path("pay/<str:request_id>/", views.pay_page, name="pay"),
+    path("pay/<str:request_id>/status/", views.pay_status, name="pay-status"),
+    path("pay/<str:request_id>/simulate/", views.pay_simulate, name="pay-simulate"),
+    path("healthz", views.healthz, name="healthz"),
+    path("api/v1/", include("stablepay.api.urls")),
+]

@@ -1,0 +1,96 @@
+"""Pages: the public payment page with its live status, the demo's simulated wallet, and /healthz."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import segno
+from django.conf import settings
+from django.contrib import messages
+from django.db import DatabaseError, connection
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from stablepay import devtools, selectors
+from stablepay.api.serializers import payment_request_data
+from stablepay.models import PaymentRequest
+
+logger = logging.getLogger(__name__)
+
+PUBLIC_FIELDS = (
+    "id", "status", "exception", "order_reference", "amount", "currency", "chain_id", "token", "token_address",
+    "decimals", "pay_to", "amount_due", "amount_due_base_units", "amount_paid", "amount_paid_base_units",
+    "created_at", "expires_at", "paid_at", "payment_uri",
+)
+
+
+def _request_or_404(request_id: str) -> PaymentRequest:
+    found = selectors.payment_request_by_id(request_id)
+    if found is None:
+        raise Http404("no such payment request")
+    return found
+
+
+def public_status(payment_request: PaymentRequest) -> dict[str, Any]:
+    """What the shopper may see: no metadata, no timeline actors."""
+    data = payment_request_data(payment_request)
+    public = {key: data[key] for key in PUBLIC_FIELDS}
+    chain = payment_request.token.chain
+    public["required_confirmations"] = chain.confirmations
+    public["chain_name"] = chain.name
+    public["transfers"] = [
+        {key: t[key] for key in ("tx_hash", "token", "amount_base_units", "confirmations", "state", "explorer_url")}
+        for t in data["transfers"]
+    ]
+    return public
+
+
+@require_GET
+def pay_page(request: HttpRequest, request_id: str) -> HttpResponse:
+    payment_request = _request_or_404(request_id)
+    status = public_status(payment_request)
+    qr = segno.make(status["payment_uri"], error="m")
+    context = {
+        "pr": payment_request,
+        "status": status,
+        "chain": payment_request.token.chain,
+        "qr_svg": qr.svg_inline(scale=5, dark="#0f172a", light="#ffffff", border=2),
+        "demo_mode": settings.STABLEPAY["DEMO_MODE"],
+    }
+    return render(request, "stablepay/pay.html", context)
+
+
+@require_GET
+def pay_status(request: HttpRequest, request_id: str) -> JsonResponse:
+    response = JsonResponse(public_status(_request_or_404(request_id)))
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_POST
+def pay_simulate(request: HttpRequest, request_id: str) -> HttpResponse:
+    """Demo mode: a wallet payment from a local anvil test account, so the demo completes."""
+    if not settings.STABLEPAY["DEMO_MODE"]:
+        raise Http404("demo mode is off")
+    payment_request = _request_or_404(request_id)
+    try:
+        tx_hash = devtools.pay_request(payment_request)
+        messages.success(request, _("Payment sent from the demo wallet: %(tx)s") % {"tx": tx_hash})
+    except Exception as exc:  # a demo convenience: show the reason instead of failing the page
+        logger.warning("simulated payment failed: %s", exc)
+        messages.error(request, _("The demo wallet could not pay: %(reason)s") % {"reason": exc})
+    return redirect("stablepay:pay", request_id=payment_request.pk)
+
+
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        chains = selectors.chain_health()
+    except DatabaseError as exc:
+        return JsonResponse({"status": "error", "database": str(exc)[:200]}, status=503)
+    return JsonResponse({"status": "ok", "database": "ok", "chains": chains})

@@ -1,0 +1,263 @@
+"""The chain watcher: cursor -> head, block-hash checks, reorg rollback, transfer upsert, confirmations.
+
+One pass per chain costs one batched header request (the head plus the unfinalized blocks we rely on)
+and one eth_getLogs per block range for all of the chain's tokens, however many requests are open.
+Logs are matched in memory against the set of watched deposit addresses. Each range is written in
+one transaction that re-checks the cursor under a row lock, so two scanners never apply a range twice,
+and the unique (chain, tx_hash, log_index) makes any re-scan a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from functools import lru_cache
+from uuid import UUID
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from eth_utils.address import to_checksum_address
+
+from stablepay import services, webhooks
+from stablepay.chain.reader import BlockRef, ChainError, ChainReader, RangeTooLarge, TransferLog
+from stablepay.chain.rpc import RpcChainReader
+from stablepay.models import Block, Chain, Cursor, PaymentRequest, Token, Transfer, TransferState
+
+logger = logging.getLogger(__name__)
+
+MAX_CHUNK = 10_000
+MAX_CHUNKS_PER_PASS = 100
+GROW_BELOW_LOGS = 1_000  # a range with fewer logs than this lets the next one double
+
+
+@dataclass
+class ScanResult:
+    chain_id: int
+    head: int = 0
+    scanned: int = 0
+    recorded: int = 0
+    orphaned: int = 0
+    reorg_depth: int = 0
+    touched: set[UUID] = field(default_factory=set)
+
+
+@lru_cache(maxsize=64)
+def _cached_reader(urls: tuple[str, ...], timeout: float) -> RpcChainReader:
+    return RpcChainReader(urls, timeout=timeout)
+
+
+def reader_for(chain: Chain) -> RpcChainReader:
+    return _cached_reader(tuple(chain.rpc_urls), settings.STABLEPAY["RPC_TIMEOUT_SECONDS"])
+
+
+def reorg_window(chain: Chain) -> int:
+    """How many blocks below the head we keep re-checking: well past the confirmation depth."""
+    return max(128, 4 * chain.confirmations)
+
+
+def watched_addresses(*, now: datetime) -> dict[str, UUID]:
+    """Lower-case deposit address -> payment request, for every request still watched (7 days past expiry)."""
+    rows = PaymentRequest.objects.filter(watch_until__gt=now).values_list("pay_to", "pk")
+    return {address.lower(): pk for address, pk in rows}
+
+
+def _aware(timestamp: int) -> datetime:
+    return datetime.fromtimestamp(timestamp, tz=UTC)
+
+
+def _ensure_cursor(chain: Chain, head: BlockRef) -> Cursor:
+    start = chain.start_block if chain.start_block is not None else head.number
+    cursor, _ = Cursor.objects.get_or_create(chain=chain, defaults={"scanned_block": max(start - 1, 0)})
+    if chain.start_block is None:
+        Chain.objects.filter(pk=chain.pk, start_block__isnull=True).update(start_block=start)
+    return cursor
+
+
+def _fork_point(stored: Mapping[int, str], known: Mapping[int, BlockRef | None]) -> int | None:
+    """The lowest stored height whose hash the node no longer has, or None if all still match."""
+    changed = [n for n, h in stored.items() if (block := known.get(n)) is None or block.hash != h]
+    return min(changed) if changed else None
+
+
+def _rollback(chain: Chain, fork: int) -> tuple[int, set[UUID]]:
+    """Orphan every transfer at or above `fork` and rewind the cursor below it."""
+    with transaction.atomic():
+        cursor = Cursor.objects.select_for_update().get(chain=chain)
+        doomed = Transfer.objects.filter(chain=chain, block_number__gte=fork).exclude(state=TransferState.ORPHANED)
+        touched = set(doomed.exclude(payment_request=None).values_list("payment_request_id", flat=True))
+        orphaned = doomed.update(state=TransferState.ORPHANED)
+        Block.objects.filter(chain=chain, number__gte=fork).delete()
+        if cursor.scanned_block >= fork:
+            cursor.scanned_block = fork - 1
+            cursor.save(update_fields=["scanned_block"])
+    logger.warning("chain %s: reorg from block %s, %s transfers orphaned", chain.chain_id, fork, orphaned)
+    return orphaned, {pk for pk in touched if pk is not None}
+
+
+def _block_times(reader: ChainReader, hits: list[TransferLog]) -> dict[int, BlockRef]:
+    """The blocks of the hits, from the logs' own timestamps, asking the node only for what is missing."""
+    blocks = {h.block_number: BlockRef(h.block_number, h.block_hash, h.block_timestamp)
+              for h in hits if h.block_timestamp is not None}
+    missing = sorted({h.block_number for h in hits} - set(blocks))
+    for number, block in reader.blocks(missing).items():
+        if block is None:
+            raise ChainError(f"block {number} vanished while its logs were read")
+        blocks[number] = block
+    for hit in hits:
+        if blocks[hit.block_number].hash != hit.block_hash:
+            raise ChainError(f"block {hit.block_number} changed while its logs were read")
+    return blocks
+
+
+def _record_hits(
+    chain: Chain, tokens: Mapping[str, Token], watched: Mapping[str, UUID], hits: Iterable[TransferLog],
+    blocks: Mapping[int, BlockRef],
+) -> tuple[int, set[UUID]]:
+    """Upsert each hit once; a log seen again after a reorg is revived in place, never duplicated."""
+    recorded, touched = 0, set()
+    for hit in hits:
+        fields = {
+            "token": tokens[hit.token],
+            "payment_request_id": watched[hit.to_address],
+            "block_number": hit.block_number,
+            "block_hash": hit.block_hash,
+            "block_timestamp": _aware(blocks[hit.block_number].timestamp),
+            "from_address": to_checksum_address(hit.from_address),
+            "to_address": to_checksum_address(hit.to_address),
+            "amount_base_units": Decimal(hit.value),
+        }
+        existing = Transfer.objects.filter(chain=chain, tx_hash=hit.tx_hash, log_index=hit.log_index).first()
+        if existing is None:
+            Transfer.objects.create(chain=chain, tx_hash=hit.tx_hash, log_index=hit.log_index, **fields)
+        elif existing.state == TransferState.ORPHANED or existing.block_hash != hit.block_hash:
+            Transfer.objects.filter(pk=existing.pk).update(state=TransferState.SEEN, **fields)
+        else:
+            continue
+        recorded += 1
+        touched.add(watched[hit.to_address])
+    for block in blocks.values():
+        Block.objects.update_or_create(
+            chain=chain, number=block.number, defaults={"hash": block.hash, "timestamp": _aware(block.timestamp)}
+        )
+    return recorded, touched
+
+
+def _scan_range(
+    chain: Chain, reader: ChainReader, tokens: Mapping[str, Token], watched: Mapping[str, UUID],
+    head: BlockRef, result: ScanResult,
+) -> None:
+    """Read from the cursor up to the head in adaptive chunks, committing each chunk with the cursor."""
+    cursor = Cursor.objects.get(chain=chain)
+    scanned, chunk = cursor.scanned_block, cursor.chunk_size
+    for _ in range(MAX_CHUNKS_PER_PASS):
+        if scanned >= head.number:
+            break
+        start, end = scanned + 1, min(head.number, scanned + chunk)
+        try:
+            logs = reader.transfer_logs(list(tokens), start, end)
+        except RangeTooLarge as exc:
+            if end == start:
+                raise
+            chunk = max(1, min(exc.suggested or (end - start + 1) // 2, (end - start + 1) // 2))
+            continue
+        hits = [log for log in logs if log.to_address in watched and log.token in tokens]
+        blocks = _block_times(reader, hits)
+        tip = head if end == head.number else reader.blocks([end]).get(end)
+        if tip is None:
+            raise ChainError(f"block {end} vanished during the scan")
+        blocks.setdefault(tip.number, tip)
+        with transaction.atomic():
+            locked = Cursor.objects.select_for_update().get(pk=cursor.pk)
+            if locked.scanned_block != scanned:
+                logger.info("chain %s: another scanner moved the cursor; yielding", chain.chain_id)
+                return
+            recorded, touched = _record_hits(chain, tokens, watched, hits, blocks)
+            if len(logs) < GROW_BELOW_LOGS:
+                chunk = min(MAX_CHUNK, chunk * 2)
+            locked.scanned_block, locked.chunk_size = end, chunk
+            locked.save(update_fields=["scanned_block", "chunk_size"])
+        scanned = end
+        result.recorded += recorded
+        result.touched |= touched
+    result.scanned = scanned
+
+
+def _confirm(chain: Chain, reader: ChainReader, head: BlockRef, verified: set[int]) -> set[UUID]:
+    """Promote seen transfers to confirmed once deep enough, only in blocks whose hash was just re-checked."""
+    if chain.use_finalized_tag:
+        finalized = reader.finalized()
+        depth_ok = finalized.number if finalized is not None else -1
+    else:
+        depth_ok = head.number - chain.confirmations + 1
+    ready = Transfer.objects.filter(
+        chain=chain, state=TransferState.SEEN, block_number__lte=depth_ok, block_number__in=verified
+    )
+    touched = set(ready.exclude(payment_request=None).values_list("payment_request_id", flat=True))
+    ready.update(state=TransferState.CONFIRMED)
+    return {pk for pk in touched if pk is not None}
+
+
+def _prune_blocks(chain: Chain, head: BlockRef) -> None:
+    """Keep the blocks that still matter: the newest tip and blocks of transfers inside the window."""
+    floor = head.number - reorg_window(chain)
+    with_transfers = Transfer.objects.filter(chain=chain, block_number__gte=floor).values("block_number")
+    newest = Block.objects.filter(chain=chain).order_by("-number").values_list("number", flat=True).first()
+    stale = Block.objects.filter(chain=chain).exclude(number=newest).exclude(number__in=with_transfers)
+    stale.delete()
+    Block.objects.filter(chain=chain, number__lt=floor).exclude(number=newest).delete()
+
+
+def scan_chain(*, chain: Chain, reader: ChainReader, now: datetime | None = None) -> ScanResult:
+    """One pass over one chain: check the hashes we rely on, roll back a reorg, read new blocks, confirm."""
+    now = now or timezone.now()
+    result = ScanResult(chain_id=chain.chain_id)
+    stored = dict(Block.objects.filter(chain=chain).values_list("number", "hash"))
+    head, known = reader.snapshot(sorted(stored))
+    result.head = head.number
+    cursor = _ensure_cursor(chain, head)
+    if head.number < cursor.scanned_block:
+        raise ChainError(f"the node's head {head.number} is behind block {cursor.scanned_block}, already scanned")
+    if any(known.get(n) is None for n in stored if n <= head.number):
+        raise ChainError("the node has no block at a height below its own head")
+    fork = _fork_point(stored, known)
+    if fork is not None:
+        result.reorg_depth = head.number - fork + 1
+        result.orphaned, touched = _rollback(chain, fork)
+        result.touched |= touched
+    verified = {n for n in stored if fork is None or n < fork}
+    tokens = {t.address.lower(): t for t in Token.objects.filter(chain=chain)}
+    if tokens:
+        _scan_range(chain, reader, tokens, watched_addresses(now=now), head, result)
+    else:
+        Cursor.objects.filter(chain=chain).update(scanned_block=head.number)
+        result.scanned = head.number
+    result.touched |= _confirm(chain, reader, head, verified)
+    for request_id in sorted(result.touched):
+        services.payment_request_reconcile(request_id=request_id, now=now)
+    _prune_blocks(chain, head)
+    Cursor.objects.filter(chain=chain).update(head_block=head.number, last_scan_at=now, last_error="")
+    return result
+
+
+def record_error(chain: Chain, error: Exception, *, now: datetime | None = None) -> None:
+    now = now or timezone.now()
+    Cursor.objects.filter(chain=chain).update(last_error=str(error)[:1000], last_error_at=now)
+    logger.warning("chain %s: scan failed: %s", chain.chain_id, error)
+
+
+def scan_once(*, now: datetime | None = None, reader_factory: object = None) -> list[ScanResult]:
+    """One full pass (CONTRACT §3): every chain, then the expiry sweep, then the webhooks that are due."""
+    results = []
+    for chain in Chain.objects.all():
+        reader = reader_factory(chain) if callable(reader_factory) else reader_for(chain)
+        try:
+            results.append(scan_chain(chain=chain, reader=reader, now=now))
+        except ChainError as exc:
+            record_error(chain, exc, now=now)
+    services.payment_requests_expire(now=now)
+    webhooks.deliver_due(now=now)
+    return results

@@ -1,0 +1,150 @@
+"""Real-service fixtures: an anvil chain with deployed stablecoins, the registry set up through
+`stablepay_setup`, merchants with xpubs from known mnemonics, and an authenticated API client."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bip_utils import Bip32Secp256k1, Bip39SeedGenerator
+from django.core.management import call_command
+from eth_account import Account
+from rest_framework.test import APIClient
+
+from stablepay import watcher
+from stablepay.chain import devchain
+from stablepay.models import Chain, Merchant, Token
+from tests.support.services import Anvil
+
+Account.enable_unaudited_hdwallet_features()
+
+MERCHANT_MNEMONIC = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about"
+OTHER_MNEMONIC = "legal winner thank year wave sausage worth useful legal winner thank yellow"
+FUNDED = 10**15  # base units minted to each payer account
+
+
+def account_xpub(mnemonic: str) -> str:
+    seed = Bip39SeedGenerator(mnemonic).Generate()
+    return str(Bip32Secp256k1.FromSeed(seed).DerivePath("m/44'/60'/0'").PublicKey().ToExtended())
+
+
+def mnemonic_address(mnemonic: str, index: int) -> str:
+    return str(Account.from_mnemonic(mnemonic, account_path=f"m/44'/60'/0'/0/{index}").address)
+
+
+@dataclass
+class LocalChain:
+    """An anvil chain with HKDX and USDC registered, and a same-symbol fake HKDX that is not."""
+
+    anvil: Anvil
+    tokens: dict[str, str] = field(default_factory=dict)
+    fake_hkdx: str = ""
+    api_keys: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def chain(self) -> Chain:
+        return Chain.objects.get(chain_id=31337)
+
+    def token(self, symbol: str) -> Token:
+        return Token.objects.get(chain__chain_id=31337, symbol=symbol)
+
+    def pay(self, to: str, amount: int, *, symbol: str = "HKDX", sender_index: int = 1) -> str:
+        address = self.fake_hkdx if symbol == "FAKE" else self.tokens[symbol]
+        return devchain.transfer(self.anvil.w3, address, to, amount, sender_index=sender_index)
+
+    def scan(self, **kwargs: Any) -> watcher.ScanResult:
+        chain = self.chain
+        return watcher.scan_chain(chain=chain, reader=watcher.reader_for(chain), **kwargs)
+
+    def mine(self, n: int = 1) -> None:
+        self.anvil.mine(n)
+
+
+def setup_document(anvil_url: str, tokens: dict[str, str], *, confirmations: int = 3) -> dict[str, Any]:
+    return {
+        "chains": [
+            {
+                "chain_id": 31337,
+                "name": "Local",
+                "rpc_urls": [anvil_url],
+                "confirmations": confirmations,
+                "block_time_seconds": 1,
+                "explorer_tx_url": None,
+            }
+        ],
+        "tokens": [
+            {"chain_id": 31337, "address": tokens["HKDX"], "symbol": "HKDX", "decimals": 6, "currency": "HKD"},
+            {"chain_id": 31337, "address": tokens["USDC"], "symbol": "USDC", "decimals": 6, "currency": "USD"},
+        ],
+        "merchants": [
+            {
+                "slug": "acme",
+                "name": "Acme HK",
+                "xpub": account_xpub(MERCHANT_MNEMONIC),
+                "api_key": "acme-test-key-0123456789abcdef0123456789",
+                "payment_tolerance_percent": "0.5",
+                "expiry_minutes": 15,
+                "webhook_url": None,
+                "webhook_secret": None,
+            },
+            {
+                "slug": "other",
+                "name": "Other Macau",
+                "xpub": account_xpub(OTHER_MNEMONIC),
+                "api_key": "other-test-key-0123456789abcdef012345678",
+                "payment_tolerance_percent": "0",
+                "expiry_minutes": 15,
+                "webhook_url": None,
+                "webhook_secret": None,
+            },
+        ],
+        "fx": {"HKD/MOP": "1.03", "USD/HKD": "7.80"},
+    }
+
+
+@pytest.fixture
+def anvil() -> Iterator[Anvil]:
+    with Anvil() as node:
+        yield node
+
+
+@pytest.fixture
+def local_chain(anvil: Anvil, tmp_path: Path, db: None) -> LocalChain:
+    w3 = anvil.w3
+    tokens = {
+        "HKDX": devchain.deploy_token(w3, name="HKD Stablecoin", symbol="HKDX", decimals=6),
+        "USDC": devchain.deploy_token(w3, name="USD Coin", symbol="USDC", decimals=6),
+    }
+    fake = devchain.deploy_token(w3, name="HKD Stablecoin", symbol="HKDX", decimals=6)
+    for address in [*tokens.values(), fake]:
+        for payer in (1, 2, 3):
+            devchain.mint(w3, address, devchain.dev_account(payer).address, FUNDED)
+    document = setup_document(anvil.url, tokens)
+    path = tmp_path / "setup.json"
+    path.write_text(json.dumps(document))
+    call_command("stablepay_setup", str(path))
+    keys = {m["slug"]: m["api_key"] for m in document["merchants"]}
+    return LocalChain(anvil=anvil, tokens=tokens, fake_hkdx=fake, api_keys=keys)
+
+
+@pytest.fixture
+def merchant(local_chain: LocalChain) -> Merchant:
+    return Merchant.objects.get(slug="acme")
+
+
+@pytest.fixture
+def api(local_chain: LocalChain) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {local_chain.api_keys['acme']}")
+    return client
+
+
+@pytest.fixture
+def other_api(local_chain: LocalChain) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {local_chain.api_keys['other']}")
+    return client

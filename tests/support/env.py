@@ -1,0 +1,14 @@
+"""An early pytest plugin (`-p tests.support.env`): point Django at real PostgreSQL and Redis.
+
+It runs before Django's settings are read, so DATABASE_URL and REDIS_URL are set first: from the
+environment when given, else the machine's services on their default ports, else throwaway ones.
+"""
+
+import os
+
+from tests.support.services import postgres_url, redis_url
+
+os.environ["DATABASE_URL"] = postgres_url()
+os.environ["REDIS_URL"] = redis_url()
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API next to live_server
+os.environ.setdefault("STABLEPAY_BASE_URL", "http://testserver")
