@@ -16,7 +16,9 @@ def storefront(request: HttpRequest) -> dict[str, object]:
     code = match.kwargs.get("code") if match is not None and match.namespace == "shop" else None
     current = next((s for s in storefronts if s.code == code), None)
     session = getattr(request, "session", None)
-    counts = {s.code: cart_item_count(session=session, storefront=s) for s in storefronts} if session is not None else {}
+    counts = (
+        {s.code: cart_item_count(session=session, storefront=s) for s in storefronts} if session is not None else {}
+    )
     cart_store = current or next((s for s in storefronts if counts.get(s.code)), None)
     count = counts.get(cart_store.code, 0) if cart_store else 0
     return {

@@ -11,8 +11,6 @@ from django.db.models import Q
 from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
-MONEY = {"max_digits": 12, "decimal_places": 2}
-
 
 def _prefers_chinese() -> bool:
     return (translation.get_language() or "").lower().startswith("zh")
@@ -51,7 +49,7 @@ class Product(models.Model):
     name_zh = models.CharField(max_length=128, blank=True, default="")
     description = models.TextField(blank=True, default="")
     description_zh = models.TextField(blank=True, default="")
-    price = models.DecimalField(**MONEY, help_text="In the storefront's currency.")
+    price = models.DecimalField(max_digits=12, decimal_places=2, help_text="In the storefront's currency.")
     image = models.CharField(max_length=255, blank=True, default="", help_text="Static path, e.g. shop/products/X.svg")
     position = models.PositiveSmallIntegerField(default=0, help_text="Order on the product grid.")
     active = models.BooleanField(default=True)
@@ -82,7 +80,7 @@ class Order(models.Model):
     reference = models.CharField(max_length=32, unique=True)
     storefront = models.ForeignKey(Storefront, on_delete=models.PROTECT, related_name="orders")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING_PAYMENT, db_index=True)
-    total = models.DecimalField(**MONEY)
+    total = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3, choices=Storefront.Currency.choices)
     session_key = models.CharField(max_length=40, db_index=True, help_text="The browser session that placed it.")
     # A plain id, not a ForeignKey: the store reaches stablepay only through its service call and its
@@ -109,8 +107,8 @@ class OrderLine(models.Model):
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="order_lines")
     quantity = models.PositiveIntegerField()
-    unit_price = models.DecimalField(**MONEY)
-    line_total = models.DecimalField(**MONEY)
+    unit_price = models.DecimalField(max_digits=12, decimal_places=2)
+    line_total = models.DecimalField(max_digits=12, decimal_places=2)
 
     class Meta:
         ordering = ["id"]
@@ -121,4 +119,3 @@ class OrderLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.quantity} x {self.product.sku}"
-

@@ -132,9 +132,7 @@ def _tile(light: str, dark: str) -> str:
 
 def _arch(light: str, dark: str) -> str:
     arches = "".join(f'<path d="M{x} 230v-60a22 22 0 0 1 44 0v60z" fill="{dark}"/>' for x in (190, 248, 306))
-    return (
-        f'<path d="M170 230V110h180v120z" fill="{light}"/><path d="M200 110l60-50 60 50z" fill="{light}"/>{arches}'
-    )
+    return f'<path d="M170 230V110h180v120z" fill="{light}"/><path d="M200 110l60-50 60 50z" fill="{light}"/>{arches}'
 
 
 SHAPES: dict[str, Callable[[str, str], str]] = {

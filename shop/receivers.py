@@ -16,6 +16,4 @@ from stablepay.signals import payment_request_status_changed
 
 @receiver(payment_request_status_changed, dispatch_uid="shop.order_follows_payment_request")
 def order_follows_payment_request(*, payment_request: Any, status: str, **kwargs: Any) -> None:
-    order_apply_payment_status(
-        payment_request_id=payment_request.pk, status=status, paid_at=payment_request.paid_at
-    )
+    order_apply_payment_status(payment_request_id=payment_request.pk, status=status, paid_at=payment_request.paid_at)

@@ -105,11 +105,9 @@ def cart_quantities(*, session: SessionBase, storefront: Storefront) -> dict[int
     return {int(product_id): int(quantity) for product_id, quantity in raw.items()}
 
 
-def cart_item_count(*, session: SessionBase, storefront: Storefront | None = None) -> int:
-    """Items in one store's cart, or in all carts; read from the session without a query."""
-    carts: dict[str, dict[str, int]] = session.get(CART_SESSION_KEY, {})
-    codes = [storefront.code] if storefront else list(carts)
-    return sum(int(quantity) for code in codes for quantity in carts.get(code, {}).values())
+def cart_item_count(*, session: SessionBase, storefront: Storefront) -> int:
+    """Items in the store's cart, read from the session without a query."""
+    return sum(cart_quantities(session=session, storefront=storefront).values())
 
 
 def cart_summary(*, session: SessionBase, storefront: Storefront) -> Cart:

@@ -64,9 +64,7 @@ def cart_add(*, session: SessionBase, storefront: Storefront, product_id: int, q
 def cart_update(*, session: SessionBase, storefront: Storefront, product_id: int, quantity: int) -> None:
     """Set a line's quantity; 0 removes the line."""
     if not 0 <= quantity <= MAX_LINE_QUANTITY:
-        raise ValidationError(
-            _("Choose a quantity from 0 to %(max)d.") % {"max": MAX_LINE_QUANTITY}, code="quantity"
-        )
+        raise ValidationError(_("Choose a quantity from 0 to %(max)d.") % {"max": MAX_LINE_QUANTITY}, code="quantity")
     quantities = cart_quantities(session=session, storefront=storefront)
     if quantity == 0:
         quantities.pop(product_id, None)
@@ -149,7 +147,9 @@ def order_checkout(*, order: Order, chain_id: int, token_symbol: str) -> Payment
             raise ValidationError(_("This order has already been sent for payment."), code="already_checked_out")
         merchant = Merchant.objects.filter(slug=order.storefront.merchant_slug).first()
         if merchant is None:
-            logger.error("storefront %s: no stablepay merchant %r", order.storefront.code, order.storefront.merchant_slug)
+            logger.error(
+                "storefront %s: no stablepay merchant %r", order.storefront.code, order.storefront.merchant_slug
+            )
             raise ValidationError(_("This store cannot take payments right now."), code="no_merchant")
         payment_request, _created = payment_request_create(
             merchant=merchant,
@@ -183,7 +183,9 @@ def order_place(
         order = order_create_from_cart(session=session, storefront=storefront)
         payment_request = order_checkout(order=order, chain_id=chain_id, token_symbol=token_symbol)
     cart_clear(session=session, storefront=storefront)
-    logger.info("order %s placed: %s %s, payment request %s", order.reference, order.total, order.currency, payment_request.pk)
+    logger.info(
+        "order %s placed: %s %s, payment request %s", order.reference, order.total, order.currency, payment_request.pk
+    )
     return order, payment_request
 
 

@@ -153,7 +153,9 @@ def order_detail(request: HttpRequest, reference: str) -> HttpResponse:
 def order_again(request: HttpRequest, reference: str) -> HttpResponse:
     order = _order(request, reference)
     if services.cart_fill_from_order(session=request.session, order=order):
-        messages.success(request, _("The items from order %(reference)s are back in your cart.") % {"reference": reference})
+        messages.success(
+            request, _("The items from order %(reference)s are back in your cart.") % {"reference": reference}
+        )
     else:
         messages.error(request, _("None of the items in this order are available any more."))
     return redirect("shop:cart", code=order.storefront.code)

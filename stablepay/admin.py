@@ -78,7 +78,16 @@ class PaymentRequestAdmin(ReadOnlyAdmin):
 
 @admin.register(Transfer)
 class TransferAdmin(ReadOnlyAdmin):
-    list_display = ("tx_hash", "log_index", "chain", "token", "to_address", "amount_base_units", "state", "block_number")
+    list_display = (
+        "tx_hash",
+        "log_index",
+        "chain",
+        "token",
+        "to_address",
+        "amount_base_units",
+        "state",
+        "block_number",
+    )
     list_filter = ("state", "chain", "token")
     search_fields = ("tx_hash", "to_address", "from_address")
 

@@ -164,7 +164,7 @@ class PaymentRequest(models.Model):
     exception = models.CharField(max_length=16, choices=ExceptionType.choices, blank=True, default="")
     resolution = models.CharField(max_length=16, choices=Resolution.choices, blank=True, default="")
     metadata = models.JSONField(default=dict, blank=True)
-    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001 - NULL: no key
     request_fingerprint = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(db_index=True)
     expires_at = models.DateTimeField()
@@ -248,6 +248,9 @@ class Block(models.Model):
         ordering = ["chain", "number"]
         constraints = [models.UniqueConstraint(fields=["chain", "number"], name="block_unique_height")]
 
+    def __str__(self) -> str:
+        return f"{self.chain_id}#{self.number}"
+
 
 class Cursor(models.Model):
     """Where the watcher is on a chain."""
@@ -259,6 +262,9 @@ class Cursor(models.Model):
     last_scan_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
     last_error_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.chain_id} at {self.scanned_block}"
 
 
 class Event(models.Model):
@@ -273,6 +279,9 @@ class Event(models.Model):
 
     class Meta:
         ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.status} by {self.actor}"
 
 
 class WebhookDelivery(models.Model):
@@ -292,3 +301,6 @@ class WebhookDelivery(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"

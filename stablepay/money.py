@@ -26,7 +26,7 @@ class FxError(ValueError):
 def parse_fiat_amount(text: str) -> Decimal:
     """A fiat amount from its contract form: ASCII digits, at most 2 decimals, > 0. Raises ValueError."""
     if not isinstance(text, str) or not AMOUNT_PATTERN.match(text):
-        raise ValueError("must be a string of digits with at most 2 decimals, e.g. \"103.00\"")
+        raise ValueError('must be a string of digits with at most 2 decimals, e.g. "103.00"')
     if len(text.split(".")[0].lstrip("0")) > MAX_AMOUNT_DIGITS:
         raise ValueError(f"must have at most {MAX_AMOUNT_DIGITS} digits before the decimal point")
     amount = Decimal(text)

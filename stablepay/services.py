@@ -174,7 +174,9 @@ def _transfer_facts(request: PaymentRequest, required: int) -> list[reconcile.Tr
             is_request_token=t.token_id == request.token_id,
             mined_at=t.block_timestamp,
             confirmations=(
-                required if t.state == TransferState.CONFIRMED else min(t.confirmations_at(chain_head(t.chain)), required - 1)
+                required
+                if t.state == TransferState.CONFIRMED
+                else min(t.confirmations_at(chain_head(t.chain)), required - 1)
             ),
             orphaned=t.state == TransferState.ORPHANED,
             reviewed=t.reviewed,
@@ -227,7 +229,9 @@ def payment_request_cancel(*, request_id: UUID | str, actor: str, now: datetime 
         request = _locked(request_id)
         received = request.transfers.exclude(state=TransferState.ORPHANED).exists()
         if request.status != Status.OPEN or received:
-            raise Conflict("status", f"only an open request with nothing received can be canceled (is {request.status})")
+            raise Conflict(
+                "status", f"only an open request with nothing received can be canceled (is {request.status})"
+            )
         request.status = Status.CANCELED
         request.save()
         _record(request, note="canceled", actor=actor, now=now, webhook_type="canceled", previous=Status.OPEN)

@@ -118,15 +118,17 @@ def parse(text: str) -> dict[str, list[dict[str, Any]]]:
         urls = s._get("rpc_urls", True)
         if not isinstance(urls, list) or not urls or not all(isinstance(u, str) and URL.match(u) for u in urls):
             raise SetupError(f"chains[{i}].rpc_urls", "must be a non-empty list of http(s) URLs")
-        chains.append({
-            "chain_id": s.int("chain_id", low=1, high=2**63 - 1),
-            "name": s.str("name"),
-            "rpc_urls": urls,
-            "confirmations": s.int("confirmations", low=1, high=1000, default=12),
-            "block_time_seconds": s.int("block_time_seconds", low=1, high=3600, default=12),
-            "explorer_tx_url": s.str("explorer_tx_url", required=False, pattern=URL, hint="must be an http(s) URL"),
-            "use_finalized_tag": s.bool("use_finalized_tag", False),
-        })
+        chains.append(
+            {
+                "chain_id": s.int("chain_id", low=1, high=2**63 - 1),
+                "name": s.str("name"),
+                "rpc_urls": urls,
+                "confirmations": s.int("confirmations", low=1, high=1000, default=12),
+                "block_time_seconds": s.int("block_time_seconds", low=1, high=3600, default=12),
+                "explorer_tx_url": s.str("explorer_tx_url", required=False, pattern=URL, hint="must be an http(s) URL"),
+                "use_finalized_tag": s.bool("use_finalized_tag", False),
+            }
+        )
     chain_ids = {c["chain_id"] for c in chains} | set(Chain.objects.values_list("chain_id", flat=True))
 
     tokens = []
@@ -141,17 +143,25 @@ def parse(text: str) -> dict[str, list[dict[str, Any]]]:
         currency = s.str("currency")
         if currency not in TOKEN_CURRENCIES:
             raise SetupError(f"tokens[{i}].currency", "must be one of HKD, USD, CNH")
-        symbol = s.str("symbol", pattern=re.compile(r"^[A-Za-z0-9.$_-]{1,16}$"), hint="must be 1 to 16 letters or digits")
-        taken = Token.objects.filter(chain__chain_id=chain_id, symbol=symbol).exclude(address=to_checksum_address(address))
+        symbol = s.str(
+            "symbol", pattern=re.compile(r"^[A-Za-z0-9.$_-]{1,16}$"), hint="must be 1 to 16 letters or digits"
+        )
+        taken = Token.objects.filter(chain__chain_id=chain_id, symbol=symbol).exclude(
+            address=to_checksum_address(address)
+        )
         if taken.exists():
-            raise SetupError(f"tokens[{i}].symbol", f"{symbol} is already registered on chain {chain_id} at another address")
-        tokens.append({
-            "chain_id": chain_id,
-            "address": to_checksum_address(address),
-            "symbol": symbol,
-            "decimals": s.int("decimals", low=0, high=36),
-            "currency": currency,
-        })
+            raise SetupError(
+                f"tokens[{i}].symbol", f"{symbol} is already registered on chain {chain_id} at another address"
+            )
+        tokens.append(
+            {
+                "chain_id": chain_id,
+                "address": to_checksum_address(address),
+                "symbol": symbol,
+                "decimals": s.int("decimals", low=0, high=36),
+                "currency": currency,
+            }
+        )
 
     merchants = []
     for i, raw in enumerate(_items(root, "merchants")):
@@ -168,16 +178,20 @@ def parse(text: str) -> dict[str, list[dict[str, Any]]]:
         webhook_secret = s.str("webhook_secret", required=False)
         if webhook_url and not webhook_secret:
             raise SetupError(f"merchants[{i}].webhook_secret", "is required when webhook_url is set")
-        merchants.append({
-            "slug": s.str("slug", pattern=SLUG, hint="must be lower-case letters, digits, - or _"),
-            "name": s.str("name"),
-            "xpub": xpub.strip(),
-            "api_key": api_key,
-            "payment_tolerance_percent": s.decimal("payment_tolerance_percent", default=Decimal(0), low=Decimal(0), high=Decimal(100)),
-            "expiry_minutes": s.int("expiry_minutes", low=1, high=1440, default=15),
-            "webhook_url": webhook_url,
-            "webhook_secret": webhook_secret,
-        })
+        merchants.append(
+            {
+                "slug": s.str("slug", pattern=SLUG, hint="must be lower-case letters, digits, - or _"),
+                "name": s.str("name"),
+                "xpub": xpub.strip(),
+                "api_key": api_key,
+                "payment_tolerance_percent": s.decimal(
+                    "payment_tolerance_percent", default=Decimal(0), low=Decimal(0), high=Decimal(100)
+                ),
+                "expiry_minutes": s.int("expiry_minutes", low=1, high=1440, default=15),
+                "webhook_url": webhook_url,
+                "webhook_secret": webhook_secret,
+            }
+        )
     _unique(merchants, "slug", "merchants")
     _unique(merchants, "xpub", "merchants")
     _unique(chains, "chain_id", "chains")
@@ -187,12 +201,14 @@ def parse(text: str) -> dict[str, list[dict[str, Any]]]:
     fx = []
     raw_fx = root.get("fx", {})
     if not isinstance(raw_fx, dict):
-        raise SetupError("fx", "must be an object of \"A/B\": \"rate\"")
+        raise SetupError("fx", 'must be an object of "A/B": "rate"')
     for pair, rate in raw_fx.items():
         base, _, quote = pair.partition("/")
         if base not in Currency.values or quote not in Currency.values or base == quote:
-            raise SetupError(f"fx.{pair}", "must name two different currencies of HKD, MOP, USD, CNH as \"A/B\"")
-        value = _Section({"rate": rate}, f"fx.{pair}").decimal("rate", default=Decimal(0), low=Decimal(0), high=Decimal(10**9))
+            raise SetupError(f"fx.{pair}", 'must name two different currencies of HKD, MOP, USD, CNH as "A/B"')
+        value = _Section({"rate": rate}, f"fx.{pair}").decimal(
+            "rate", default=Decimal(0), low=Decimal(0), high=Decimal(10**9)
+        )
         if value <= 0:
             raise SetupError(f"fx.{pair}", "must be greater than 0")
         fx.append({"base": base, "quote": quote, "rate": value})
@@ -226,7 +242,7 @@ def apply(rows: dict[str, list[dict[str, Any]]]) -> SetupSummary:
                 warnings.append(f"chain {chain['chain_id']}: no RPC answered; scanning starts at the first head seen")
     with transaction.atomic():
         for chain in rows["chains"]:
-            obj, created = Chain.objects.update_or_create(chain_id=chain["chain_id"], defaults=chain)
+            obj, _ = Chain.objects.update_or_create(chain_id=chain["chain_id"], defaults=chain)
             if obj.start_block is None and heads.get(obj.chain_id) is not None:
                 obj.start_block = heads[obj.chain_id]
                 obj.save(update_fields=["start_block"])
@@ -245,4 +261,6 @@ def apply(rows: dict[str, list[dict[str, Any]]]) -> SetupSummary:
         for rate in rows["fx"]:
             FxRate.objects.filter(base=rate["quote"], quote=rate["base"]).delete()
             FxRate.objects.update_or_create(base=rate["base"], quote=rate["quote"], defaults={"rate": rate["rate"]})
-    return SetupSummary(len(rows["chains"]), len(rows["tokens"]), len(rows["merchants"]), len(rows["fx"]), tuple(warnings))
+    return SetupSummary(
+        len(rows["chains"]), len(rows["tokens"]), len(rows["merchants"]), len(rows["fx"]), tuple(warnings)
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-
 from functools import lru_cache
 
 import redis
@@ -59,4 +58,4 @@ def deliver_webhooks_task() -> None:
     webhooks.deliver_due()
 
 
-__all__ = ["scan_chain_task", "scan_all_chains_task", "expire_requests_task", "deliver_webhooks_task"]
+__all__ = ["deliver_webhooks_task", "expire_requests_task", "scan_all_chains_task", "scan_chain_task"]

@@ -21,9 +21,25 @@ from stablepay.models import PaymentRequest
 logger = logging.getLogger(__name__)
 
 PUBLIC_FIELDS = (
-    "id", "status", "exception", "order_reference", "amount", "currency", "chain_id", "token", "token_address",
-    "decimals", "pay_to", "amount_due", "amount_due_base_units", "amount_paid", "amount_paid_base_units",
-    "created_at", "expires_at", "paid_at", "payment_uri",
+    "id",
+    "status",
+    "exception",
+    "order_reference",
+    "amount",
+    "currency",
+    "chain_id",
+    "token",
+    "token_address",
+    "decimals",
+    "pay_to",
+    "amount_due",
+    "amount_due_base_units",
+    "amount_paid",
+    "amount_paid_base_units",
+    "created_at",
+    "expires_at",
+    "paid_at",
+    "payment_uri",
 )
 
 

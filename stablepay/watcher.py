@@ -100,8 +100,11 @@ def _rollback(chain: Chain, fork: int) -> tuple[int, set[UUID]]:
 
 def _block_times(reader: ChainReader, hits: list[TransferLog]) -> dict[int, BlockRef]:
     """The blocks of the hits, from the logs' own timestamps, asking the node only for what is missing."""
-    blocks = {h.block_number: BlockRef(h.block_number, h.block_hash, h.block_timestamp)
-              for h in hits if h.block_timestamp is not None}
+    blocks = {
+        h.block_number: BlockRef(h.block_number, h.block_hash, h.block_timestamp)
+        for h in hits
+        if h.block_timestamp is not None
+    }
     missing = sorted({h.block_number for h in hits} - set(blocks))
     for number, block in reader.blocks(missing).items():
         if block is None:
@@ -114,7 +117,10 @@ def _block_times(reader: ChainReader, hits: list[TransferLog]) -> dict[int, Bloc
 
 
 def _record_hits(
-    chain: Chain, tokens: Mapping[str, Token], watched: Mapping[str, UUID], hits: Iterable[TransferLog],
+    chain: Chain,
+    tokens: Mapping[str, Token],
+    watched: Mapping[str, UUID],
+    hits: Iterable[TransferLog],
     blocks: Mapping[int, BlockRef],
 ) -> tuple[int, set[UUID]]:
     """Upsert each hit once; a log seen again after a reorg is revived in place, never duplicated."""
@@ -147,8 +153,12 @@ def _record_hits(
 
 
 def _scan_range(
-    chain: Chain, reader: ChainReader, tokens: Mapping[str, Token], watched: Mapping[str, UUID],
-    head: BlockRef, result: ScanResult,
+    chain: Chain,
+    reader: ChainReader,
+    tokens: Mapping[str, Token],
+    watched: Mapping[str, UUID],
+    head: BlockRef,
+    result: ScanResult,
 ) -> None:
     """Read from the cursor up to the head in adaptive chunks, committing each chunk with the cursor."""
     cursor = Cursor.objects.get(chain=chain)

@@ -20,9 +20,7 @@ from web3.contract import Contract
 from web3.types import TxParams, TxReceipt, Wei
 
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
-ARTIFACT_PATH = (
-    Path(__file__).resolve().parents[2] / "contracts/build/TestStablecoin.json"
-)
+ARTIFACT_PATH = Path(__file__).resolve().parents[2] / "contracts/build/TestStablecoin.json"
 TOKEN_CALL_GAS = 200_000  # fixed: avoids eth_estimateGas races against pending state
 DEPLOY_GAS = 3_000_000
 PRIORITY_FEE_WEI = 1_000_000_000
@@ -38,9 +36,7 @@ class TransactionFailed(RuntimeError):
 @lru_cache(maxsize=64)
 def dev_account(i: int) -> LocalAccount:
     """Account i of the anvil test mnemonic (path m/44'/60'/0'/0/i)."""
-    account: LocalAccount = Account.from_mnemonic(
-        DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}"
-    )
+    account: LocalAccount = Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}")
     return account
 
 
@@ -60,23 +56,17 @@ def token_contract(w3: Web3, token_address: str) -> Contract:
 
 def _check_amount(amount: int) -> int:
     if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
-        raise TypeError(
-            f"amount must be a non-negative int of base units, got {amount!r}"
-        )
+        raise TypeError(f"amount must be a non-negative int of base units, got {amount!r}")
     return amount
 
 
-def _sign(
-    w3: Web3, account: LocalAccount, tx: TxParams, nonce: int | None = None
-) -> bytes:
+def _sign(w3: Web3, account: LocalAccount, tx: TxParams, nonce: int | None = None) -> bytes:
     """Fill nonce/chain/EIP-1559 fees and sign locally; returns the raw signed transaction."""
     base_fee = int(w3.eth.get_block("latest").get("baseFeePerGas", 0))
     full: dict[str, Any] = {
         **tx,
         "from": account.address,
-        "nonce": w3.eth.get_transaction_count(account.address, "pending")
-        if nonce is None
-        else nonce,
+        "nonce": w3.eth.get_transaction_count(account.address, "pending") if nonce is None else nonce,
         "chainId": w3.eth.chain_id,
         "type": 2,
         "maxPriorityFeePerGas": PRIORITY_FEE_WEI,
@@ -95,9 +85,7 @@ def _submit(w3: Web3, raw: bytes, *, wait: bool) -> tuple[HexStr, TxReceipt | No
     return Web3.to_hex(tx_hash), receipt
 
 
-def _token_call_tx(
-    w3: Web3, token_address: str, fn_name: str, args: list[Any]
-) -> TxParams:
+def _token_call_tx(w3: Web3, token_address: str, fn_name: str, args: list[Any]) -> TxParams:
     contract = token_contract(w3, token_address)
     return {
         "to": contract.address,
@@ -107,18 +95,12 @@ def _token_call_tx(
     }
 
 
-def _call(
-    w3: Web3, token_address: str, fn_name: str, args: list[Any], signer_index: int
-) -> HexStr:
-    raw = _sign(
-        w3, dev_account(signer_index), _token_call_tx(w3, token_address, fn_name, args)
-    )
+def _call(w3: Web3, token_address: str, fn_name: str, args: list[Any], signer_index: int) -> HexStr:
+    raw = _sign(w3, dev_account(signer_index), _token_call_tx(w3, token_address, fn_name, args))
     return _submit(w3, raw, wait=True)[0]
 
 
-def deploy_token(
-    w3: Web3, *, name: str, symbol: str, decimals: int, deployer_index: int = 0
-) -> ChecksumAddress:
+def deploy_token(w3: Web3, *, name: str, symbol: str, decimals: int, deployer_index: int = 0) -> ChecksumAddress:
     """Deploy TestStablecoin (owner = dev account deployer_index); returns its checksum address."""
     artifact = load_token_artifact()
     factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
@@ -185,9 +167,7 @@ def transfer(
 
     With wait=True, blocks until mined and raises TransactionFailed if it reverted.
     """
-    raw = send_transfer_raw(
-        w3, token_address, to, amount_base_units, sender_index=sender_index
-    )
+    raw = send_transfer_raw(w3, token_address, to, amount_base_units, sender_index=sender_index)
     return _submit(w3, Web3.to_bytes(hexstr=raw), wait=wait)[0]
 
 
@@ -199,17 +179,11 @@ def unpause(w3: Web3, token_address: str, *, owner_index: int = 0) -> HexStr:
     return _call(w3, token_address, "unpause", [], owner_index)
 
 
-def blacklist(
-    w3: Web3, token_address: str, account: str, *, owner_index: int = 0
-) -> HexStr:
-    return _call(
-        w3, token_address, "blacklist", [Web3.to_checksum_address(account)], owner_index
-    )
+def blacklist(w3: Web3, token_address: str, account: str, *, owner_index: int = 0) -> HexStr:
+    return _call(w3, token_address, "blacklist", [Web3.to_checksum_address(account)], owner_index)
 
 
-def unblacklist(
-    w3: Web3, token_address: str, account: str, *, owner_index: int = 0
-) -> HexStr:
+def unblacklist(w3: Web3, token_address: str, account: str, *, owner_index: int = 0) -> HexStr:
     return _call(
         w3,
         token_address,
@@ -219,9 +193,7 @@ def unblacklist(
     )
 
 
-def upgrade_to(
-    w3: Web3, token_address: str, implementation: str, *, owner_index: int = 0
-) -> HexStr:
+def upgrade_to(w3: Web3, token_address: str, implementation: str, *, owner_index: int = 0) -> HexStr:
     """Emit Upgraded(implementation): a test double for a proxy upgrade."""
     return _call(
         w3,

@@ -45,7 +45,9 @@ def decode_block(raw: Any) -> BlockRef | None:
         return None
     if not isinstance(raw, dict):
         raise ChainError("malformed block")
-    return BlockRef(number=_hex_int(raw.get("number")), hash=_hash32(raw.get("hash")), timestamp=_hex_int(raw.get("timestamp")))
+    return BlockRef(
+        number=_hex_int(raw.get("number")), hash=_hash32(raw.get("hash")), timestamp=_hex_int(raw.get("timestamp"))
+    )
 
 
 def decode_transfer_logs(raw_logs: Any) -> list[TransferLog]:
@@ -100,8 +102,9 @@ class RpcChainReader:
     def _post(self, url: str, payload: Any) -> Any:
         self.calls += 1
         try:
-            response = self.session.post(url, data=json.dumps(payload), timeout=self.timeout,
-                                         headers={"Content-Type": "application/json"})
+            response = self.session.post(
+                url, data=json.dumps(payload), timeout=self.timeout, headers={"Content-Type": "application/json"}
+            )
         except requests.RequestException as exc:
             raise ChainError(f"{url}: {exc.__class__.__name__}") from exc
         if response.status_code != 200:
@@ -178,7 +181,14 @@ class RpcChainReader:
         return decode_block(self.call("eth_getBlockByNumber", ["finalized", False]))
 
     def transfer_logs(self, tokens: Sequence[str], from_block: int, to_block: int) -> list[TransferLog]:
-        params = [{"address": list(tokens), "topics": [TRANSFER_TOPIC], "fromBlock": hex(from_block), "toBlock": hex(to_block)}]
+        params = [
+            {
+                "address": list(tokens),
+                "topics": [TRANSFER_TOPIC],
+                "fromBlock": hex(from_block),
+                "toBlock": hex(to_block),
+            }
+        ]
         logs = self.call("eth_getLogs", params)
         decoded = decode_transfer_logs(logs)
         for log in decoded:

@@ -25,14 +25,22 @@ def shop_chain(db: None) -> Chain:
 @pytest.fixture
 def hkdx(shop_chain: Chain) -> Token:
     return Token.objects.create(
-        chain=shop_chain, address="0x5FbDB2315678afecb367f032d93F642f64180aa3", symbol="HKDX", decimals=6, currency="HKD"
+        chain=shop_chain,
+        address="0x5FbDB2315678afecb367f032d93F642f64180aa3",
+        symbol="HKDX",
+        decimals=6,
+        currency="HKD",
     )
 
 
 @pytest.fixture
 def usdc(shop_chain: Chain) -> Token:
     return Token.objects.create(
-        chain=shop_chain, address="0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512", symbol="USDC", decimals=6, currency="USD"
+        chain=shop_chain,
+        address="0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512",
+        symbol="USDC",
+        decimals=6,
+        currency="USD",
     )
 
 

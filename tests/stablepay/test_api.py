@@ -40,9 +40,7 @@ def test_pay_to_is_the_next_mnemonic_address_and_uri_is_eip681(api: APIClient, l
     assert first["pay_to"] == mnemonic_address(MERCHANT_MNEMONIC, 0)
     assert second["pay_to"] == mnemonic_address(MERCHANT_MNEMONIC, 1)
     token = local_chain.tokens["HKDX"]
-    assert second["payment_uri"] == (
-        f"ethereum:{token}@31337/transfer?address={second['pay_to']}&uint256=100000000"
-    )
+    assert second["payment_uri"] == (f"ethereum:{token}@31337/transfer?address={second['pay_to']}&uint256=100000000")
 
 
 @pytest.mark.parametrize(
@@ -170,7 +168,13 @@ def test_get_list_and_cancel(api: APIClient) -> None:
 
 def test_tokens_and_schema(api: APIClient, local_chain: LocalChain) -> None:
     tokens = api.get("/api/v1/tokens/").json()
-    assert {"chain_id": 31337, "chain_name": "Local", "symbol": "HKDX", "address": local_chain.tokens["HKDX"],
-            "decimals": 6, "currency": "HKD"} in tokens
+    assert {
+        "chain_id": 31337,
+        "chain_name": "Local",
+        "symbol": "HKDX",
+        "address": local_chain.tokens["HKDX"],
+        "decimals": 6,
+        "currency": "HKD",
+    } in tokens
     schema = APIClient().get("/api/v1/schema/")
     assert schema.status_code == 200 and b"/api/v1/payment-requests/" in schema.content

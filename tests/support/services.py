@@ -68,9 +68,7 @@ class Anvil:
         if self._proc is not None:
             raise ServiceError("anvil already started")
         if not ANVIL_BIN.is_file():
-            raise ServiceError(
-                f"anvil binary not found at {ANVIL_BIN}: run `npm ci` in {REPO_ROOT}"
-            )
+            raise ServiceError(f"anvil binary not found at {ANVIL_BIN}: run `npm ci` in {REPO_ROOT}")
         # Kill anvil if this process dies hard; only from the main thread (PDEATHSIG follows the thread).
         in_main = threading.current_thread() is threading.main_thread()
         self._proc = subprocess.Popen(
@@ -79,19 +77,15 @@ class Anvil:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            preexec_fn=_die_with_parent if in_main else None,  # noqa: PLW1509 (async-signal-safe prctl only)
+            preexec_fn=_die_with_parent if in_main else None,
         )
         atexit.register(self.stop)
         # Drain stdout for the whole lifetime: anvil logs every RPC call and would block on a full pipe.
-        threading.Thread(
-            target=self._drain, name=f"anvil-{self._proc.pid}", daemon=True
-        ).start()
+        threading.Thread(target=self._drain, name=f"anvil-{self._proc.pid}", daemon=True).start()
         if not self._ready.wait(self.startup_timeout_s) or self.port is None:
             output = "\n".join(self._output)
             self.stop()
-            raise ServiceError(
-                f"anvil exited or gave no port within {self.startup_timeout_s}s:\n{output}"
-            )
+            raise ServiceError(f"anvil exited or gave no port within {self.startup_timeout_s}s:\n{output}")
         return self
 
     def _drain(self) -> None:
@@ -164,9 +158,7 @@ class Anvil:
     def mine(self, n: int = 1) -> None:
         self.rpc("anvil_mine", [hex(n)])
 
-    def reorg(
-        self, depth: int, txs: Sequence[tuple[str, int] | list[Any]] = ()
-    ) -> None:
+    def reorg(self, depth: int, txs: Sequence[tuple[str, int] | list[Any]] = ()) -> None:
         """Replace the last `depth` blocks (same height, new hashes), including `txs` =
         [(raw_signed_tx_hex, block_offset), ...] where offset 0 is the first replaced block."""
         self.rpc("anvil_reorg", [depth, [[raw, offset] for raw, offset in txs]])
@@ -196,9 +188,7 @@ def _postgres_bin_dir() -> Path:
         key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
     )
     if not candidates:
-        raise ServiceError(
-            "PostgreSQL is not installed and none is reachable: `apt-get install -y postgresql`"
-        )
+        raise ServiceError("PostgreSQL is not installed and none is reachable: `apt-get install -y postgresql`")
     return candidates[-1]
 
 
@@ -267,11 +257,7 @@ def _redis_answers(port: int) -> bool:
     import redis
 
     try:
-        return bool(
-            redis.Redis(
-                host="127.0.0.1", port=port, socket_connect_timeout=2, socket_timeout=2
-            ).ping()
-        )
+        return bool(redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=2, socket_timeout=2).ping())
     except redis.RedisError:
         return False
 
@@ -279,9 +265,7 @@ def _redis_answers(port: int) -> bool:
 def _start_throwaway_redis() -> str:
     server = shutil.which("redis-server")
     if server is None:
-        raise ServiceError(
-            "Redis is not installed and none is reachable: `apt-get install -y redis-server`"
-        )
+        raise ServiceError("Redis is not installed and none is reachable: `apt-get install -y redis-server`")
     port, tmp = free_port(), tempfile.mkdtemp(prefix="stablepay-redis-")
     subprocess.run(
         [
@@ -316,9 +300,7 @@ def _start_throwaway_redis() -> str:
     while not _redis_answers(port):
         if time.monotonic() > deadline:
             stop()
-            raise ServiceError(
-                f"throwaway redis-server on port {port} did not answer PING"
-            )
+            raise ServiceError(f"throwaway redis-server on port {port} did not answer PING")
         time.sleep(0.05)
     return f"redis://127.0.0.1:{port}/0"
 

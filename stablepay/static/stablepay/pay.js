@@ -47,8 +47,10 @@
       amount.textContent = (units / scale).toString() + (s.decimals ? "." + frac : "") + " " + x.token;
       const meta = document.createElement("span");
       meta.className = "transfer-meta";
-      meta.textContent = x.state === "orphaned" ? x.state :
-        x.confirmations + "/" + s.required_confirmations + " " + t.confirmations;
+      if (x.state === "orphaned") meta.textContent = t.orphaned;
+      else if (x.state === "confirmed") meta.textContent = t.confirmed;
+      else meta.textContent = Math.min(x.confirmations, s.required_confirmations) + "/" +
+        s.required_confirmations + " " + t.confirmations;
       li.append(amount, meta);
       if (x.explorer_url) {
         const a = document.createElement("a");
@@ -76,10 +78,10 @@
     const n = confirmations(s);
     const progress = document.getElementById("progress");
     if (s.status === "confirming" && n !== null) {
-      line += " (" + n + "/" + s.required_confirmations + " " + t.confirmations + ")";
+      line += " (" + Math.min(n, s.required_confirmations) + "/" + s.required_confirmations + " " + t.confirmations + ")";
       progress.hidden = false;
       document.getElementById("progress-bar").style.width =
-        Math.min(100, (100 * n) / s.required_confirmations) + "%";
+        Math.min(100, (100 * Math.min(n, s.required_confirmations)) / s.required_confirmations) + "%";
     } else {
       progress.hidden = s.status !== "paid";
       document.getElementById("progress-bar").style.width = s.status === "paid" ? "100%" : "0%";

@@ -1,0 +1,42 @@
+# stablepay: `make demo` runs the store on a local chain; `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+ANVIL := node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
+
+.PHONY: demo test lint deps system-deps browser-deps contracts clean
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	touch $@
+
+$(ANVIL): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+deps: $(VENV)/.installed $(ANVIL)
+
+demo: deps
+	$(PY) manage.py demo
+
+# Installs what the suite needs and is missing (Chromium for the browser tests; PostgreSQL and Redis
+# binaries only when no server answers), then runs every test against real services.
+test: deps system-deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+system-deps:
+	@bash .ci/system-deps.sh
+
+lint: deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy stablepay shop
+	$(PY) manage.py makemigrations --check --dry-run
+
+contracts: $(ANVIL)
+	bash contracts/build.sh
+
+clean:
+	rm -rf $(VENV) node_modules .demo db.sqlite3 test-artifacts

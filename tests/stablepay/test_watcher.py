@@ -1,0 +1,110 @@
+"""The watcher on a real anvil chain (confirmations 3): transfers recorded once, statuses follow the chain."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from stablepay import services
+from stablepay.models import Merchant, PaymentRequest, Transfer
+from stablepay.signals import payment_request_status_changed
+from tests.conftest import LocalChain
+
+
+def new_request(
+    merchant: Merchant, amount: str = "103.00", currency: str = "MOP", token: str = "HKDX"
+) -> PaymentRequest:
+    from decimal import Decimal
+
+    request, _ = services.payment_request_create(
+        merchant=merchant,
+        order_reference="MO-1",
+        amount=Decimal(amount),
+        currency=currency,
+        chain_id=31337,
+        token_symbol=token,
+    )
+    return request
+
+
+def status(request: PaymentRequest) -> tuple[str, str]:
+    request.refresh_from_db()
+    return request.status, request.exception
+
+
+def test_exact_payment_confirms_then_pays_once(local_chain: LocalChain, merchant: Merchant) -> None:
+    fired: list[str] = []
+
+    def receiver(sender: object, status: str, **kwargs: object) -> None:
+        fired.append(status)
+
+    payment_request_status_changed.connect(receiver)
+    try:
+        request = new_request(merchant)
+        local_chain.scan()
+        local_chain.pay(request.pay_to, 100_000_000)
+        result = local_chain.scan()
+        assert result.recorded == 1
+        assert status(request) == ("confirming", "")
+        local_chain.mine(1)
+        local_chain.scan()
+        assert status(request) == ("confirming", "")  # 2 confirmations of 3
+        local_chain.mine(1)
+        local_chain.scan()
+        assert status(request) == ("paid", "")
+        assert request.amount_paid_base_units == 100_000_000 and request.paid_at is not None
+        local_chain.mine(5)
+        local_chain.scan()
+        local_chain.scan()
+        assert fired == ["confirming", "paid"]
+        transfer = Transfer.objects.get()
+        assert transfer.state == "confirmed" and transfer.confirmations_at(local_chain.anvil.w3.eth.block_number) == 8
+    finally:
+        payment_request_status_changed.disconnect(receiver)
+
+
+def test_scanning_the_same_range_twice_changes_nothing(local_chain: LocalChain, merchant: Merchant) -> None:
+    request = new_request(merchant)
+    local_chain.scan()
+    local_chain.pay(request.pay_to, 100_000_000)
+    local_chain.mine(3)
+    local_chain.scan()
+    local_chain.scan()  # the block's hash is re-checked on the next pass, then the transfer is confirmed
+    assert status(request) == ("paid", "")
+    before = list(Transfer.objects.values())
+    cursor = local_chain.chain.cursor
+    cursor.scanned_block = local_chain.chain.start_block  # rewind: the same range is read again
+    cursor.save()
+    local_chain.scan()
+    assert list(Transfer.objects.values()) == before
+    assert request.events.count() == len({e.status for e in request.events.all()})
+
+
+def test_transfers_to_unwatched_addresses_and_fake_tokens_are_ignored(
+    local_chain: LocalChain, merchant: Merchant
+) -> None:
+    request = new_request(merchant)
+    local_chain.scan()
+    local_chain.pay(request.pay_to, 100_000_000, symbol="FAKE")
+    local_chain.pay("0x000000000000000000000000000000000000dEaD", 100_000_000)
+    local_chain.mine(3)
+    local_chain.scan()
+    assert Transfer.objects.count() == 0
+    assert status(request) == ("open", "")
+
+
+def test_expiry_without_payment(local_chain: LocalChain, merchant: Merchant) -> None:
+    request = new_request(merchant)
+    services.payment_requests_expire(now=timezone.now() + timedelta(minutes=16))
+    assert status(request) == ("expired", "")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_first_scan_starts_at_the_registered_head(local_chain: LocalChain, merchant: Merchant) -> None:
+    chain = local_chain.chain
+    assert chain.start_block is not None
+    local_chain.mine(10)
+    result = local_chain.scan()
+    assert result.scanned == result.head and chain.cursor.scanned_block == result.head
