@@ -13,8 +13,6 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-BASE_UNITS = {"max_digits": 78, "decimal_places": 0}
-
 
 class Currency(models.TextChoices):
     HKD = "HKD", "Hong Kong dollar"
@@ -156,8 +154,8 @@ class PaymentRequest(models.Model):
     amount = models.DecimalField(max_digits=20, decimal_places=2)
     currency = models.CharField(max_length=3, choices=Currency.choices)
     rate = models.DecimalField(max_digits=40, decimal_places=18, help_text="Token units per 1 unit of currency.")
-    amount_due_base_units = models.DecimalField(**BASE_UNITS)
-    amount_paid_base_units = models.DecimalField(**BASE_UNITS, default=Decimal(0))
+    amount_due_base_units = models.DecimalField(max_digits=78, decimal_places=0)
+    amount_paid_base_units = models.DecimalField(max_digits=78, decimal_places=0, default=Decimal(0))
     pay_to = models.CharField(max_length=42)
     derivation_index = models.PositiveIntegerField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN, db_index=True)
@@ -213,7 +211,7 @@ class Transfer(models.Model):
     block_timestamp = models.DateTimeField()
     from_address = models.CharField(max_length=42)
     to_address = models.CharField(max_length=42, db_index=True)
-    amount_base_units = models.DecimalField(**BASE_UNITS)
+    amount_base_units = models.DecimalField(max_digits=78, decimal_places=0)
     state = models.CharField(max_length=16, choices=TransferState.choices, default=TransferState.SEEN)
     reviewed = models.BooleanField(default=False, help_text="Covered by an ops resolution.")
     created_at = models.DateTimeField(auto_now_add=True)

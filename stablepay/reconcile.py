@@ -90,8 +90,9 @@ def decide(request: RequestFacts, transfers: Sequence[TransferFacts], *, now: da
         return keep
 
     if request.status in CLOSED or request.status == NEEDS_REVIEW:
-        if request.status in CLOSED and (late or wrong):
-            exception = WRONG_TOKEN if wrong and not late else LATE
+        unreviewed = [t for t in mine if not t.reviewed]
+        if request.status in CLOSED and (unreviewed or wrong):
+            exception = WRONG_TOKEN if wrong and not unreviewed else LATE
             return to(NEEDS_REVIEW, exception, "a payment arrived after the request was closed")
         return keep
 

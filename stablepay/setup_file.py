@@ -55,7 +55,7 @@ class _Section:
             return None
         return self.data[key]
 
-    def int(self, key: str, *, low: int, high: int, default: int | None = None) -> int:
+    def integer(self, key: str, *, low: int, high: int, default: int | None = None) -> int:
         value = self._get(key, default is None)
         if value is None:
             assert default is not None
@@ -64,7 +64,7 @@ class _Section:
             raise SetupError(f"{self.path}.{key}", f"must be an integer from {low} to {high}")
         return value
 
-    def str(self, key: str, *, required: bool = True, pattern: re.Pattern[str] | None = None, hint: str = "") -> str:
+    def text(self, key: str, *, required: bool = True, pattern: re.Pattern[str] | None = None, hint: str = "") -> str:
         value = self._get(key, required)
         if value is None:
             return ""
@@ -84,7 +84,7 @@ class _Section:
             raise SetupError(f"{self.path}.{key}", f"must be a decimal string from {low} up to {high}")
         return number
 
-    def bool(self, key: str, default: bool) -> bool:
+    def flag(self, key: str, default: bool) -> bool:
         value = self._get(key, False)
         if value is None:
             return default
@@ -120,13 +120,15 @@ def parse(text: str) -> dict[str, list[dict[str, Any]]]:
             raise SetupError(f"chains[{i}].rpc_urls", "must be a non-empty list of http(s) URLs")
         chains.append(
             {
-                "chain_id": s.int("chain_id", low=1, high=2**63 - 1),
-                "name": s.str("name"),
+                "chain_id": s.integer("chain_id", low=1, high=2**63 - 1),
+                "name": s.text("name"),
                 "rpc_urls": urls,
-                "confirmations": s.int("confirmations", low=1, high=1000, default=12),
-                "block_time_seconds": s.int("block_time_seconds", low=1, high=3600, default=12),
-                "explorer_tx_url": s.str("explorer_tx_url", required=False, pattern=URL, hint="must be an http(s) URL"),
-                "use_finalized_tag": s.bool("use_finalized_tag", False),
+                "confirmations": s.integer("confirmations", low=1, high=1000, default=12),
+                "block_time_seconds": s.integer("block_time_seconds", low=1, high=3600, default=12),
+                "explorer_tx_url": s.text(
+                    "explorer_tx_url", required=False, pattern=URL, hint="must be an http(s) URL"
+                ),
+                "use_finalized_tag": s.flag("use_finalized_tag", False),
             }
         )
     chain_ids = {c["chain_id"] for c in chains} | set(Chain.objects.values_list("chain_id", flat=True))
@@ -134,16 +136,16 @@ def parse(text: str) -> dict[str, list[dict[str, Any]]]:
     tokens = []
     for i, raw in enumerate(_items(root, "tokens")):
         s = _Section(raw, f"tokens[{i}]")
-        chain_id = s.int("chain_id", low=1, high=2**63 - 1)
+        chain_id = s.integer("chain_id", low=1, high=2**63 - 1)
         if chain_id not in chain_ids:
             raise SetupError(f"tokens[{i}].chain_id", f"chain {chain_id} is not registered")
-        address = s.str("address")
+        address = s.text("address")
         if not is_hex_address(address):
             raise SetupError(f"tokens[{i}].address", "must be a 0x-prefixed 20-byte hex address")
-        currency = s.str("currency")
+        currency = s.text("currency")
         if currency not in TOKEN_CURRENCIES:
             raise SetupError(f"tokens[{i}].currency", "must be one of HKD, USD, CNH")
-        symbol = s.str(
+        symbol = s.text(
             "symbol", pattern=re.compile(r"^[A-Za-z0-9.$_-]{1,16}$"), hint="must be 1 to 16 letters or digits"
         )
         taken = Token.objects.filter(chain__chain_id=chain_id, symbol=symbol).exclude(
@@ -158,7 +160,7 @@ def parse(text: str) -> dict[str, list[dict[str, Any]]]:
                 "chain_id": chain_id,
                 "address": to_checksum_address(address),
                 "symbol": symbol,
-                "decimals": s.int("decimals", low=0, high=36),
+                "decimals": s.integer("decimals", low=0, high=36),
                 "currency": currency,
             }
         )
@@ -166,28 +168,28 @@ def parse(text: str) -> dict[str, list[dict[str, Any]]]:
     merchants = []
     for i, raw in enumerate(_items(root, "merchants")):
         s = _Section(raw, f"merchants[{i}]")
-        xpub = s.str("xpub")
+        xpub = s.text("xpub")
         try:
             parse_xpub(xpub)
         except XpubError as exc:
             raise SetupError(f"merchants[{i}].xpub", str(exc)) from exc
-        api_key = s.str("api_key")
+        api_key = s.text("api_key")
         if len(api_key) < MIN_API_KEY:
             raise SetupError(f"merchants[{i}].api_key", f"must be at least {MIN_API_KEY} characters")
-        webhook_url = s.str("webhook_url", required=False, pattern=URL, hint="must be an http(s) URL")
-        webhook_secret = s.str("webhook_secret", required=False)
+        webhook_url = s.text("webhook_url", required=False, pattern=URL, hint="must be an http(s) URL")
+        webhook_secret = s.text("webhook_secret", required=False)
         if webhook_url and not webhook_secret:
             raise SetupError(f"merchants[{i}].webhook_secret", "is required when webhook_url is set")
         merchants.append(
             {
-                "slug": s.str("slug", pattern=SLUG, hint="must be lower-case letters, digits, - or _"),
-                "name": s.str("name"),
+                "slug": s.text("slug", pattern=SLUG, hint="must be lower-case letters, digits, - or _"),
+                "name": s.text("name"),
                 "xpub": xpub.strip(),
                 "api_key": api_key,
                 "payment_tolerance_percent": s.decimal(
                     "payment_tolerance_percent", default=Decimal(0), low=Decimal(0), high=Decimal(100)
                 ),
-                "expiry_minutes": s.int("expiry_minutes", low=1, high=1440, default=15),
+                "expiry_minutes": s.integer("expiry_minutes", low=1, high=1440, default=15),
                 "webhook_url": webhook_url,
                 "webhook_secret": webhook_secret,
             }
@@ -247,9 +249,9 @@ def apply(rows: dict[str, list[dict[str, Any]]]) -> SetupSummary:
                 obj.start_block = heads[obj.chain_id]
                 obj.save(update_fields=["start_block"])
         for token in rows["tokens"]:
-            chain = Chain.objects.get(chain_id=token["chain_id"])
+            token_chain = Chain.objects.get(chain_id=token["chain_id"])
             fields = {k: v for k, v in token.items() if k != "chain_id"}
-            Token.objects.update_or_create(chain=chain, address=token["address"], defaults=fields)
+            Token.objects.update_or_create(chain=token_chain, address=token["address"], defaults=fields)
         for merchant in rows["merchants"]:
             fields = {k: v for k, v in merchant.items() if k != "api_key"}
             fields["api_key_hash"] = hash_api_key(merchant["api_key"])

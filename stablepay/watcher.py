@@ -215,10 +215,12 @@ def _prune_blocks(chain: Chain, head: BlockRef) -> None:
     """Keep the blocks that still matter: the newest tip and blocks of transfers inside the window."""
     floor = head.number - reorg_window(chain)
     with_transfers = Transfer.objects.filter(chain=chain, block_number__gte=floor).values("block_number")
-    newest = Block.objects.filter(chain=chain).order_by("-number").values_list("number", flat=True).first()
-    stale = Block.objects.filter(chain=chain).exclude(number=newest).exclude(number__in=with_transfers)
-    stale.delete()
-    Block.objects.filter(chain=chain, number__lt=floor).exclude(number=newest).delete()
+    blocks = Block.objects.filter(chain=chain)
+    newest = blocks.order_by("-number").values_list("number", flat=True).first()
+    if newest is None:
+        return
+    blocks.exclude(number=newest).exclude(number__in=with_transfers).delete()
+    blocks.filter(number__lt=floor).exclude(number=newest).delete()
 
 
 def scan_chain(*, chain: Chain, reader: ChainReader, now: datetime | None = None) -> ScanResult:

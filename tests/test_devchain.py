@@ -30,16 +30,12 @@ def chain() -> Iterator[Anvil]:
 
 @pytest.fixture
 def token(chain: Anvil) -> str:
-    address = dc.deploy_token(
-        chain.w3, name="Test USD Coin", symbol="tUSDC", decimals=6
-    )
+    address = dc.deploy_token(chain.w3, name="Test USD Coin", symbol="tUSDC", decimals=6)
     dc.mint(chain.w3, address, dc.dev_account(1).address, ONE_THOUSAND_USDC)
     return address
 
 
-def _transfer_logs(
-    chain: Anvil, token: str, to: str = MERCHANT
-) -> list[dict[str, Any]]:
+def _transfer_logs(chain: Anvil, token: str, to: str = MERCHANT) -> list[dict[str, Any]]:
     flt = {
         "address": token,
         "fromBlock": "0x0",
@@ -51,11 +47,7 @@ def _transfer_logs(
 
 
 def _balance(chain: Anvil, token: str, owner: str) -> int:
-    value: int = (
-        dc.token_contract(chain.w3, token)
-        .functions.balanceOf(Web3.to_checksum_address(owner))
-        .call()
-    )
+    value: int = dc.token_contract(chain.w3, token).functions.balanceOf(Web3.to_checksum_address(owner)).call()
     return value
 
 
@@ -76,10 +68,7 @@ def test_deploy_mint_transfer_and_transfer_log(chain: Anvil, token: str) -> None
 
     assert tx_hash.startswith("0x") and len(tx_hash) == 66
     assert _balance(chain, token, MERCHANT) == 12_340_000
-    assert (
-        _balance(chain, token, dc.dev_account(1).address)
-        == ONE_THOUSAND_USDC - 12_340_000
-    )
+    assert _balance(chain, token, dc.dev_account(1).address) == ONE_THOUSAND_USDC - 12_340_000
     [log] = _transfer_logs(chain, token)
     assert log["transactionHash"] == tx_hash
     assert Web3.to_checksum_address(log["address"]) == token
@@ -117,9 +106,7 @@ def test_reorg_without_reinclusion_drops_the_transfer(chain: Anvil, token: str) 
     assert _transfer_logs(chain, token) == []
 
 
-def test_reorg_reincluding_the_raw_tx_keeps_the_log_in_a_new_block(
-    chain: Anvil, token: str
-) -> None:
+def test_reorg_reincluding_the_raw_tx_keeps_the_log_in_a_new_block(chain: Anvil, token: str) -> None:
     w3 = chain.w3
     raw = dc.send_transfer_raw(w3, token, MERCHANT, 7_000_000)
     tx_hash = Web3.to_hex(w3.eth.send_raw_transaction(raw))
@@ -175,9 +162,7 @@ def test_upgrade_to_emits_upgraded(chain: Anvil, token: str) -> None:
     tx_hash = dc.upgrade_to(chain.w3, token, implementation)
 
     receipt = chain.rpc("eth_getTransactionReceipt", [tx_hash])
-    assert [log["topics"] for log in receipt["logs"]] == [
-        [UPGRADED_TOPIC, _topic_address(implementation)]
-    ]
+    assert [log["topics"] for log in receipt["logs"]] == [[UPGRADED_TOPIC, _topic_address(implementation)]]
 
 
 def test_helpers_work_with_interval_mining() -> None:

@@ -23,7 +23,11 @@ def demo_store(local_chain: LocalChain, settings) -> LocalChain:  # type: ignore
 
 
 def test_macau_purchase_paid_with_the_simulate_button(
-    page: Page, live_server, demo_store: LocalChain, running_watcher: None, screenshot  # type: ignore[no-untyped-def]
+    page: Page,
+    live_server,
+    demo_store: LocalChain,
+    running_watcher: None,
+    screenshot,  # type: ignore[no-untyped-def]
 ) -> None:
     page.goto(f"{live_server.url}/store/mo/")
     expect(page.get_by_text("MOP$ 128.00").first).to_be_visible()

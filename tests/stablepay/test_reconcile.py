@@ -1,0 +1,93 @@
+"""The pure reconciliation rules (CONTRACT §4), case by case and as properties."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from stablepay.reconcile import RequestFacts, TransferFacts, decide
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+EXPIRES = NOW + timedelta(minutes=15)
+DUE = 100_000_000
+
+
+def facts(status: str = "open", exception: str = "", tolerance: str = "0.5", resolution: str = "") -> RequestFacts:
+    return RequestFacts(status, exception, DUE, Decimal(tolerance), EXPIRES, resolution)
+
+
+def paid_in(
+    amount: int,
+    *,
+    conf: int = 3,
+    late: bool = False,
+    orphaned: bool = False,
+    token: bool = True,
+    reviewed: bool = False,
+) -> TransferFacts:
+    mined = EXPIRES + timedelta(seconds=1) if late else NOW
+    return TransferFacts(amount, token, mined, conf, orphaned, reviewed)
+
+
+def outcome(request: RequestFacts, transfers: list[TransferFacts], now: datetime = NOW) -> tuple[str, str]:
+    decision = decide(request, transfers, now=now, required=3)
+    return decision.status, decision.exception
+
+
+AFTER = EXPIRES + timedelta(minutes=1)
+
+
+def test_the_table() -> None:
+    assert outcome(facts(), []) == ("open", "")
+    assert outcome(facts(), [paid_in(DUE, conf=1)]) == ("confirming", "")
+    assert outcome(facts(), [paid_in(DUE)]) == ("paid", "")
+    assert outcome(facts(), [paid_in(DUE - 400_000)]) == ("paid", "")  # within 0.5 %
+    assert outcome(facts(), [paid_in(DUE - 600_000)]) == ("open", "")
+    assert outcome(facts(), [paid_in(DUE // 2), paid_in(DUE // 2)]) == ("paid", "")
+    assert outcome(facts(), [paid_in(DUE * 2)]) == ("paid", "overpaid")
+    assert outcome(facts(), [paid_in(DUE // 2)], AFTER) == ("needs_review", "underpaid")
+    assert outcome(facts(), [paid_in(DUE // 2, conf=1)], AFTER) == ("open", "")  # wait for confirmations
+    assert outcome(facts(), [], AFTER) == ("expired", "")
+    assert outcome(facts("expired"), [paid_in(DUE, late=True)], AFTER) == ("needs_review", "late")
+    assert outcome(facts(), [paid_in(DUE, token=False)]) == ("needs_review", "wrong_token")
+    assert outcome(facts(), [paid_in(0)]) == ("open", "")
+    assert outcome(facts(), [paid_in(DUE, orphaned=True)]) == ("open", "")
+    assert outcome(facts("confirming"), [paid_in(DUE, orphaned=True)], AFTER) == ("expired", "")
+    assert outcome(facts("paid"), [paid_in(DUE, orphaned=True)]) == ("needs_review", "reorged")
+    assert outcome(facts("canceled"), [paid_in(DUE)]) == ("needs_review", "late")
+    assert outcome(facts("refunded"), [paid_in(DUE, reviewed=True)]) == ("refunded", "")
+    assert outcome(facts("paid", resolution="accept"), [paid_in(DUE // 2, reviewed=True)]) == ("paid", "")
+
+
+transfer_strategy = st.builds(
+    TransferFacts,
+    amount_base_units=st.integers(0, 3 * DUE),
+    is_request_token=st.booleans(),
+    mined_at=st.sampled_from([NOW, EXPIRES + timedelta(seconds=5)]),
+    confirmations=st.integers(0, 5),
+    orphaned=st.booleans(),
+    reviewed=st.just(False),
+)
+
+
+@given(st.lists(transfer_strategy, max_size=6), st.sampled_from([NOW, AFTER]))
+def test_properties(transfers: list[TransferFacts], now: datetime) -> None:
+    decision = decide(facts(), transfers, now=now, required=3)
+    canonical = [t for t in transfers if not t.orphaned and t.is_request_token]
+    # credited never exceeds the canonical transfers, and counts each exactly once
+    assert decision.amount_paid_base_units == sum(t.amount_base_units for t in canonical)
+    # paid only with confirmed, canonical, on-time transfers covering the amount (less the tolerance)
+    if decision.status == "paid":
+        covered = sum(t.amount_base_units for t in canonical if t.confirmations >= 3 and t.mined_at < EXPIRES)
+        assert covered * 1000 >= DUE * 995
+    # every credited transfer is either applied or flagged: money received never leaves the request silent
+    received = any(t.amount_base_units > 0 and not t.orphaned for t in transfers)
+    if received and now >= EXPIRES:
+        assert decision.status in ("paid", "needs_review", "open")
+    # deciding again on the decided state changes nothing: `paid` fires once
+    again = decide(facts(decision.status, decision.exception), transfers, now=now, required=3)
+    if decision.status == "paid":
+        assert again.status == "paid"
