@@ -49,6 +49,16 @@ def demo_xpub() -> str:
     return str(root.DerivePath("m/44'/60'/0'").PublicKey().ToExtended())
 
 
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM both stop the demo cleanly, even where SIGINT was inherited as ignored."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+
 class Command(BaseCommand):
     help = "Run the demo store on a local chain: web server + watcher, Ctrl-C stops everything."
 
@@ -61,12 +71,15 @@ class Command(BaseCommand):
         if not ANVIL.exists():
             raise CommandError("anvil is missing: run `npm ci` (make demo does it for you)")
         DEMO_DIR.mkdir(exist_ok=True)
+        _stop_on_signals()
         children: list[subprocess.Popen[Any]] = []
         try:
-            anvil, rpc_url = self._start_anvil(options["chain_port"], options["block_time"])
+            anvil, rpc_url = self._start_anvil(options["chain_port"])
             children.append(anvil)
             self._reset_database()
             api_key = self._register(rpc_url)
+            # Contracts are deployed instantly in automine mode; from here blocks come on a timer.
+            Web3(Web3.HTTPProvider(rpc_url)).provider.make_request("evm_setIntervalMining", [options["block_time"]])
             self._seed_users()
             env = {
                 **os.environ,
@@ -97,10 +110,10 @@ class Command(BaseCommand):
                     child.kill()
             self.stdout.write("Demo stopped.")
 
-    def _start_anvil(self, port: int, block_time: int) -> tuple[subprocess.Popen[str], str]:
+    def _start_anvil(self, port: int) -> tuple[subprocess.Popen[str], str]:
         log = (DEMO_DIR / "anvil.log").open("w")
         process = subprocess.Popen(
-            [str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--block-time", str(block_time)],
+            [str(ANVIL), "--host", "127.0.0.1", "--port", str(port)],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
