@@ -27,6 +27,7 @@ from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from web3 import Web3
+from web3.types import RPCEndpoint
 
 from stablepay.chain import devchain
 from stablepay.models import Merchant
@@ -79,7 +80,9 @@ class Command(BaseCommand):
             self._reset_database()
             api_key = self._register(rpc_url)
             # Contracts are deployed instantly in automine mode; from here blocks come on a timer.
-            Web3(Web3.HTTPProvider(rpc_url)).provider.make_request("evm_setIntervalMining", [options["block_time"]])
+            Web3(Web3.HTTPProvider(rpc_url)).provider.make_request(
+                RPCEndpoint("evm_setIntervalMining"), [options["block_time"]]
+            )
             self._seed_users()
             env = {
                 **os.environ,
