@@ -1,0 +1,59 @@
+"""The payment page, its public status, the demo wallet guard, /healthz and `stablepay_scan --once`."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.core.management import call_command
+from django.test import Client
+
+from stablepay import services
+from stablepay.models import Merchant, PaymentRequest
+from tests.conftest import LocalChain
+
+
+def make_request(merchant: Merchant) -> PaymentRequest:
+    request, _ = services.payment_request_create(
+        merchant=merchant,
+        order_reference="HK-9",
+        amount=Decimal("88.00"),
+        currency="HKD",
+        chain_id=31337,
+        token_symbol="HKDX",
+        metadata={"internal": "merchant-only note"},
+    )
+    return request
+
+
+def test_scan_once_command_pays_a_request(local_chain: LocalChain, merchant: Merchant, capsys) -> None:  # type: ignore[no-untyped-def]
+    request = make_request(merchant)
+    local_chain.pay(request.pay_to, int(request.amount_due_base_units))
+    local_chain.mine(3)
+    call_command("stablepay_scan", "--once")
+    call_command("stablepay_scan", "--once")
+    request.refresh_from_db()
+    assert request.status == "paid"
+    assert "chain 31337: head" in capsys.readouterr().out
+
+
+def test_payment_page_and_public_status(local_chain: LocalChain, merchant: Merchant) -> None:
+    request = make_request(merchant)
+    client = Client()
+    page = client.get(f"/pay/{request.pk}/")
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert request.pay_to in body and "88.000000" in body and "<svg" in body
+    assert "Simulate wallet payment" not in body  # demo mode is off
+    status = client.get(f"/pay/{request.pk}/status/").json()
+    assert status["status"] == "open" and status["required_confirmations"] == 3
+    assert "metadata" not in status and "merchant-only note" not in str(status)
+    assert client.get("/pay/not-a-uuid/").status_code == 404
+    assert client.post(f"/pay/{request.pk}/simulate/").status_code in (403, 404)
+
+
+def test_healthz_reports_each_chain(local_chain: LocalChain) -> None:
+    local_chain.scan()
+    health = Client().get("/healthz")
+    assert health.status_code == 200
+    chain = health.json()["chains"][0]
+    assert chain["chain_id"] == 31337 and chain["lag_blocks"] == 0 and chain["head"] == chain["scanned"]
