@@ -47,10 +47,6 @@ def derive_address(xpub: str, index: int) -> str:
     return str(EthAddrEncoder.EncodeKey(child.PublicKey().KeyObject()))
 
 
-def xpub_fingerprint(xpub: str) -> str:
-    return parse_xpub(xpub).PublicKey().FingerPrint().ToHex()
-
-
 def allocate_index(merchant: Merchant) -> int:
     """Take the merchant's next derivation index; never handed out twice, even under concurrency."""
     with transaction.atomic():

@@ -27,7 +27,6 @@ from stablepay.models import (
     Resolution,
     Status,
     Token,
-    Transfer,
     TransferState,
 )
 from stablepay.money import DEFAULT_FX, FxError, fx_ratio, quote
@@ -269,7 +268,3 @@ def payment_request_resolve(
         detail = f"{action} {resolved}: {note}" + (f" (refund tx {refund_tx_hash})" if refund_tx_hash else "")
         _record(request, note=detail, actor=actor, now=now, webhook_type="resolved", previous=previous)
         return request
-
-
-def transfers_for_request(request: PaymentRequest) -> list[Transfer]:
-    return list(request.transfers.select_related("chain", "token").order_by("block_number", "log_index"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,9 @@ from django.core.management import call_command
 from eth_account import Account
 from rest_framework.test import APIClient
 
-from stablepay import watcher
+from stablepay import services, watcher
 from stablepay.chain import devchain
-from stablepay.models import Chain, Merchant, Token
+from stablepay.models import Chain, Merchant, PaymentRequest, Token
 from tests.support.services import Anvil
 
 Account.enable_unaudited_hdwallet_features()
@@ -34,6 +35,28 @@ def account_xpub(mnemonic: str) -> str:
 
 def mnemonic_address(mnemonic: str, index: int) -> str:
     return str(Account.from_mnemonic(mnemonic, account_path=f"m/44'/60'/0'/0/{index}").address)
+
+
+def create_request(
+    merchant: Merchant,
+    *,
+    amount: str = "10.00",
+    currency: str = "HKD",
+    token: str = "HKDX",
+    order_reference: str = "T-1",
+    **kwargs: Any,
+) -> PaymentRequest:
+    """A payment request through the real service, as a store's checkout makes it."""
+    request, _ = services.payment_request_create(
+        merchant=merchant,
+        order_reference=order_reference,
+        amount=Decimal(amount),
+        currency=currency,
+        chain_id=31337,
+        token_symbol=token,
+        **kwargs,
+    )
+    return request
 
 
 @dataclass

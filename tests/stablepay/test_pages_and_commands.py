@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from django.core.management import call_command
 from django.test import Client
 
-from stablepay import services
 from stablepay.models import Merchant, PaymentRequest
-from tests.conftest import LocalChain
+from tests.conftest import LocalChain, create_request
 
 
 def make_request(merchant: Merchant) -> PaymentRequest:
-    request, _ = services.payment_request_create(
-        merchant=merchant,
-        order_reference="HK-9",
-        amount=Decimal("88.00"),
-        currency="HKD",
-        chain_id=31337,
-        token_symbol="HKDX",
-        metadata={"internal": "merchant-only note"},
-    )
-    return request
+    return create_request(merchant, amount="88.00", metadata={"internal": "merchant-only note"})
 
 
 def test_scan_once_command_pays_a_request(local_chain: LocalChain, merchant: Merchant, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -10,23 +10,11 @@ from django.utils import timezone
 from stablepay import services
 from stablepay.models import Merchant, PaymentRequest, Transfer
 from stablepay.signals import payment_request_status_changed
-from tests.conftest import LocalChain
+from tests.conftest import LocalChain, create_request
 
 
-def new_request(
-    merchant: Merchant, amount: str = "103.00", currency: str = "MOP", token: str = "HKDX"
-) -> PaymentRequest:
-    from decimal import Decimal
-
-    request, _ = services.payment_request_create(
-        merchant=merchant,
-        order_reference="MO-1",
-        amount=Decimal(amount),
-        currency=currency,
-        chain_id=31337,
-        token_symbol=token,
-    )
-    return request
+def new_request(merchant: Merchant) -> PaymentRequest:
+    return create_request(merchant, amount="103.00", currency="MOP", order_reference="MO-1")
 
 
 def status(request: PaymentRequest) -> tuple[str, str]:

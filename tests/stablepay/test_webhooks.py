@@ -6,16 +6,15 @@ import json
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
 from django.utils import timezone
 
-from stablepay import services, webhooks
+from stablepay import webhooks
 from stablepay.models import Merchant, WebhookDelivery
-from tests.conftest import LocalChain
+from tests.conftest import LocalChain, create_request
 
 SECRET = "whsec-test-0123456789abcdef"
 
@@ -56,15 +55,7 @@ def test_retried_with_backoff_until_2xx_with_one_event_id(
     Merchant.objects.filter(pk=merchant.pk).update(webhook_url=receiver.url, webhook_secret=SECRET)
     merchant.refresh_from_db()
     start = timezone.now()
-    request, _ = services.payment_request_create(
-        merchant=merchant,
-        order_reference="HK-7",
-        amount=Decimal("10.00"),
-        currency="HKD",
-        chain_id=31337,
-        token_symbol="HKDX",
-        now=start,
-    )
+    request = create_request(merchant, now=start)
     delivery = WebhookDelivery.objects.get()
     assert delivery.type == "payment_request.created"
 
@@ -103,15 +94,7 @@ def test_gives_up_after_the_last_try(local_chain: LocalChain, merchant: Merchant
         Merchant.objects.filter(pk=merchant.pk).update(webhook_url=dead.url, webhook_secret=SECRET)
         merchant.refresh_from_db()
         now = timezone.now()
-        services.payment_request_create(
-            merchant=merchant,
-            order_reference="HK-8",
-            amount=Decimal("10.00"),
-            currency="HKD",
-            chain_id=31337,
-            token_symbol="HKDX",
-            now=now,
-        )
+        create_request(merchant, now=now)
         for _ in range(webhooks.MAX_ATTEMPTS + 2):
             webhooks.deliver_due(now=now)
             now += timedelta(days=2)
