@@ -58,4 +58,7 @@ def deliver_webhooks_task() -> None:
     webhooks.deliver_due()
 
 
-__all__ = ["deliver_webhooks_task", "expire_requests_task", "scan_all_chains_task", "scan_chain_task"]
+@shared_task(acks_late=True, ignore_result=True)
+def deliver_webhook_task(delivery_pk: int) -> None:
+    """One delivery, enqueued on commit of the change it reports; retries come from the sweep."""
+    webhooks.deliver(delivery_pk)

@@ -13,6 +13,7 @@ import logging
 from datetime import datetime, timedelta
 
 import requests
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -63,6 +64,10 @@ def enqueue(request: PaymentRequest, *, event_type: str, now: datetime) -> Webho
     }
     delivery.next_attempt_at = now
     delivery.save()
+    if settings.REDIS_URL:  # Celery mode: deliver right after the change commits, not at the next sweep
+        from stablepay.tasks import deliver_webhook_task
+
+        transaction.on_commit(lambda: deliver_webhook_task.delay(delivery.pk))
     return delivery
 
 
