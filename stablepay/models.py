@@ -257,6 +257,9 @@ class Cursor(models.Model):
     scanned_block = models.PositiveBigIntegerField(help_text="Every block up to here has been read.")
     head_block = models.PositiveBigIntegerField(default=0)
     chunk_size = models.PositiveIntegerField(default=2000)
+    chunk_ceiling = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The widest getLogs span the node accepts, once it has refused one."
+    )
     last_scan_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
     last_error_at = models.DateTimeField(null=True, blank=True)

@@ -23,6 +23,7 @@ from django.utils import timezone
 from eth_utils.address import to_checksum_address
 
 from stablepay import services, webhooks
+from stablepay.chain import quorum
 from stablepay.chain.reader import BlockRef, ChainError, ChainReader, RangeTooLarge, TransferLog
 from stablepay.chain.rpc import RpcChainReader
 from stablepay.models import Block, Chain, Cursor, PaymentRequest, Token, Transfer, TransferState
@@ -42,6 +43,8 @@ class ScanResult:
     recorded: int = 0
     orphaned: int = 0
     reorg_depth: int = 0
+    refused: int = 0  # logs one node reported and another contradicted: never credited
+    warning: str = ""
     touched: set[UUID] = field(default_factory=set)
 
 
@@ -162,7 +165,7 @@ def _scan_range(
 ) -> None:
     """Read from the cursor up to the head in adaptive chunks, committing each chunk with the cursor."""
     cursor = Cursor.objects.get(chain=chain)
-    scanned, chunk = cursor.scanned_block, cursor.chunk_size
+    scanned, chunk, ceiling = cursor.scanned_block, cursor.chunk_size, cursor.chunk_ceiling or MAX_CHUNK
     for _ in range(MAX_CHUNKS_PER_PASS):
         if scanned >= head.number:
             break
@@ -170,11 +173,30 @@ def _scan_range(
         try:
             logs = reader.transfer_logs(list(tokens), start, end)
         except RangeTooLarge as exc:
-            if end == start:
+            span = end - start + 1
+            if span == 1:
                 raise
-            chunk = max(1, min(exc.suggested or (end - start + 1) // 2, (end - start + 1) // 2))
+            # Follow the node's suggested span when it gives one, else halve; never grow past it again.
+            chunk = exc.suggested if exc.suggested and exc.suggested < span else span // 2
+            ceiling = min(ceiling, chunk)
             continue
         hits = [log for log in logs if log.to_address in watched and log.token in tokens]
+        if hits and isinstance(reader, RpcChainReader) and len(reader.urls) > 1:
+            verdict = quorum.corroborate(reader, list(tokens), start, end, hits)
+            for hit in verdict.refused:
+                logger.error(
+                    "chain %s: refused %s:%s, another node has its block but not the log",
+                    chain.chain_id,
+                    hit.tx_hash,
+                    hit.log_index,
+                )
+            result.refused += len(verdict.refused)
+            hits = verdict.confirmed
+            if verdict.wait_from is not None:
+                result.warning = verdict.reason
+                end = verdict.wait_from - 1
+                if end < start:
+                    break
         blocks = _block_times(reader, hits)
         tip = head if end == head.number else reader.blocks([end]).get(end)
         if tip is None:
@@ -187,9 +209,10 @@ def _scan_range(
                 return
             recorded, touched = _record_hits(chain, tokens, watched, hits, blocks)
             if len(logs) < GROW_BELOW_LOGS:
-                chunk = min(MAX_CHUNK, chunk * 2)
+                chunk = min(ceiling, chunk * 2)
             locked.scanned_block, locked.chunk_size = end, chunk
-            locked.save(update_fields=["scanned_block", "chunk_size"])
+            locked.chunk_ceiling = ceiling if ceiling < MAX_CHUNK else None
+            locked.save(update_fields=["scanned_block", "chunk_size", "chunk_ceiling"])
         scanned = end
         result.recorded += recorded
         result.touched |= touched
@@ -251,7 +274,7 @@ def scan_chain(*, chain: Chain, reader: ChainReader, now: datetime | None = None
     for request_id in sorted(result.touched):
         services.payment_request_reconcile(request_id=request_id, now=now)
     _prune_blocks(chain, head)
-    Cursor.objects.filter(chain=chain).update(head_block=head.number, last_scan_at=now, last_error="")
+    Cursor.objects.filter(chain=chain).update(head_block=head.number, last_scan_at=now, last_error=result.warning)
     return result
 
 

@@ -98,6 +98,7 @@ class RpcChainReader:
         self.timeout = timeout
         self.session = session or requests.Session()
         self.calls = 0  # HTTP requests sent, for the benchmarks and the tests
+        self.last_url = self.urls[0]  # the URL that gave the last answer
 
     def _post(self, url: str, payload: Any) -> Any:
         self.calls += 1
@@ -130,11 +131,13 @@ class RpcChainReader:
             raise ChainError("JSON-RPC answer without a result")
         return answer["result"]
 
-    def _each_url(self, payload: Any, handle: Any) -> Any:
+    def _each_url(self, payload: Any, handle: Any, urls: Sequence[str] | None = None) -> Any:
         errors = []
-        for url in self.urls:
+        for url in urls or self.urls:
             try:
-                return handle(self._post(url, payload))
+                answer = handle(self._post(url, payload))
+                self.last_url = url
+                return answer
             except RangeTooLarge:
                 raise
             except ChainError as exc:
@@ -145,7 +148,7 @@ class RpcChainReader:
     def call(self, method: str, params: list[Any]) -> Any:
         return self._each_url({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}, self._result)
 
-    def batch(self, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
+    def batch(self, calls: Sequence[tuple[str, list[Any]]], urls: Sequence[str] | None = None) -> list[Any]:
         payload = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
 
         def handle(answer: Any) -> list[Any]:
@@ -156,7 +159,7 @@ class RpcChainReader:
                 raise ChainError("batch answer ids do not match")
             return [self._result(by_id[i]) for i in range(len(calls))]
 
-        return list(self._each_url(payload, handle))
+        return list(self._each_url(payload, handle, urls))
 
     def snapshot(self, numbers: Sequence[int]) -> tuple[BlockRef, Mapping[int, BlockRef | None]]:
         calls = [("eth_getBlockByNumber", ["latest", False])]
@@ -180,8 +183,9 @@ class RpcChainReader:
     def finalized(self) -> BlockRef | None:
         return decode_block(self.call("eth_getBlockByNumber", ["finalized", False]))
 
-    def transfer_logs(self, tokens: Sequence[str], from_block: int, to_block: int) -> list[TransferLog]:
-        params = [
+    @staticmethod
+    def _logs_params(tokens: Sequence[str], from_block: int, to_block: int) -> list[Any]:
+        return [
             {
                 "address": list(tokens),
                 "topics": [TRANSFER_TOPIC],
@@ -189,8 +193,35 @@ class RpcChainReader:
                 "toBlock": hex(to_block),
             }
         ]
-        logs = self.call("eth_getLogs", params)
-        decoded = decode_transfer_logs(logs)
+
+    def transfer_logs(self, tokens: Sequence[str], from_block: int, to_block: int) -> list[TransferLog]:
+        try:
+            logs = self.call("eth_getLogs", self._logs_params(tokens, from_block, to_block))
+        except ChainError as exc:
+            if str(exc).count("ReadTimeout") == len(self.urls):  # every node timed out: ask for less
+                raise RangeTooLarge(f"getLogs timed out on every node: {exc}") from exc
+            raise
+        return self._in_range(decode_transfer_logs(logs), from_block, to_block)
+
+    def second_opinion(
+        self, tokens: Sequence[str], from_block: int, to_block: int, heights: Sequence[int]
+    ) -> tuple[int, list[TransferLog], dict[int, BlockRef | None]]:
+        """Another URL's head, logs for the range and blocks at `heights`, in one batch (ChainError if none)."""
+        others = [url for url in self.urls if url != self.last_url]
+        if not others:
+            raise ChainError("no second RPC source is configured")
+        calls = [("eth_blockNumber", []), ("eth_getLogs", self._logs_params(tokens, from_block, to_block))]
+        calls += [("eth_getBlockByNumber", [hex(n), False]) for n in heights]
+        primary = self.last_url
+        try:
+            results = self.batch(calls, urls=others)
+        finally:
+            self.last_url = primary
+        logs = self._in_range(decode_transfer_logs(results[1]), from_block, to_block)
+        return _hex_int(results[0]), logs, {n: decode_block(r) for n, r in zip(heights, results[2:], strict=True)}
+
+    @staticmethod
+    def _in_range(decoded: list[TransferLog], from_block: int, to_block: int) -> list[TransferLog]:
         for log in decoded:
             if not from_block <= log.block_number <= to_block:
                 raise ChainError(f"log at block {log.block_number} outside the asked range")

@@ -1,0 +1,97 @@
+"""A JSON-RPC fault proxy between the watcher and anvil, on 127.0.0.1.
+
+It forwards calls to the real node and, on demand, answers HTTP 500 or a JSON-RPC error, sends
+malformed JSON, hangs past the client's timeout, reports a stale head, makes up Transfer logs (the
+lying node), or refuses wide getLogs ranges with a suggested range, as hosted providers do.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import requests
+
+
+class FaultProxy:
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.mode = "ok"  # ok | http500 | rpc_error | malformed | hang
+        self.stale_head: int | None = None  # report this block as the head and nothing above it
+        self.invented_logs: list[dict[str, Any]] = []  # added to every getLogs answer that covers them
+        self.max_range: int | None = None  # getLogs spans above this get a "too many results" error
+        self.requests: list[Any] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                proxy.requests.append(body)
+                status, payload = proxy.answer(body)
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def methods(self) -> list[str]:
+        """Every JSON-RPC method the proxy has been asked, batches flattened."""
+        flat = []
+        for body in self.requests:
+            flat.extend(item["method"] for item in (body if isinstance(body, list) else [body]))
+        return flat
+
+    def answer(self, body: Any) -> tuple[int, Any]:
+        if self.mode == "http500":
+            return 500, b"upstream exploded"
+        if self.mode == "malformed":
+            return 200, b'{"jsonrpc": "2.0", "result": [ {"trunc'
+        if self.mode == "hang":
+            time.sleep(30)
+        if isinstance(body, list):
+            return 200, [self._one(item) for item in body]
+        return 200, self._one(body)
+
+    def _one(self, call: dict[str, Any]) -> dict[str, Any]:
+        method, params = call["method"], call.get("params", [])
+        if self.mode == "rpc_error":
+            return {"jsonrpc": "2.0", "id": call["id"], "error": {"code": -32000, "message": "internal error"}}
+        if method == "eth_getLogs" and self.max_range is not None:
+            start, end = int(params[0]["fromBlock"], 16), int(params[0]["toBlock"], 16)
+            if end - start + 1 > self.max_range:
+                suggested = f"[{hex(start)}, {hex(start + self.max_range - 1)}]"
+                message = f"query returned more than 10000 results. Try with this block range {suggested}."
+                return {"jsonrpc": "2.0", "id": call["id"], "error": {"code": -32005, "message": message}}
+        if self.stale_head is not None:
+            if method == "eth_blockNumber":
+                return {"jsonrpc": "2.0", "id": call["id"], "result": hex(self.stale_head)}
+            if method == "eth_getBlockByNumber" and params[0] == "latest":
+                call = {**call, "params": [hex(self.stale_head), *params[1:]]}
+            elif method == "eth_getBlockByNumber" and int(params[0], 16) > self.stale_head:
+                return {"jsonrpc": "2.0", "id": call["id"], "result": None}
+            elif method == "eth_getLogs":
+                end = min(int(params[0]["toBlock"], 16), self.stale_head)
+                if end < int(params[0]["fromBlock"], 16):
+                    return {"jsonrpc": "2.0", "id": call["id"], "result": []}
+                call = {**call, "params": [{**params[0], "toBlock": hex(end)}]}
+        answer: dict[str, Any] = requests.post(self.upstream, json=call, timeout=10).json()
+        if method == "eth_getLogs" and self.invented_logs and "result" in answer:
+            start, end = int(params[0]["fromBlock"], 16), int(params[0]["toBlock"], 16)
+            answer["result"] += [log for log in self.invented_logs if start <= int(log["blockNumber"], 16) <= end]
+        return answer
