@@ -15,6 +15,7 @@ from shop import selectors, services
 from shop.forms import CartLineForm, CheckoutForm
 from shop.models import Order, Storefront
 from stablepay.errors import StablepayError
+from stablepay.selectors import payment_timeline
 
 
 def _storefront(code: str) -> Storefront:
@@ -145,6 +146,7 @@ def order_detail(request: HttpRequest, reference: str) -> HttpResponse:
         "state": selectors.order_states(orders=[order])[order.pk],
         "chain_name": selectors.chain_name(chain_id=order.chain_id),
         "pay_url": reverse("stablepay:pay", args=[order.payment_request_id]) if order.payment_request_id else "",
+        "timeline": payment_timeline(order.payment_request_id) if order.payment_request_id else [],
     }
     return render(request, "shop/order_detail.html", context)
 

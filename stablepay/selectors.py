@@ -6,7 +6,7 @@ import uuid
 
 from django.db.models import QuerySet
 
-from stablepay.models import Chain, Merchant, PaymentRequest, Token
+from stablepay.models import Chain, Event, Merchant, PaymentRequest, Token
 
 
 def token_list() -> QuerySet[Token]:
@@ -41,6 +41,12 @@ def payment_request_list(
     if status:
         queryset = queryset.filter(status=status)
     return queryset.order_by("-created_at", "pk")
+
+
+def payment_timeline(request_id: uuid.UUID | str) -> list[Event]:
+    """The append-only timeline of one request, oldest first (for the store's order page)."""
+    pk = _as_uuid(str(request_id))
+    return list(Event.objects.filter(payment_request_id=pk).order_by("at", "id")) if pk else []
 
 
 def chain_health() -> list[dict[str, object]]:

@@ -56,4 +56,6 @@ def test_macau_purchase_paid_with_the_simulate_button(
     page.get_by_role("link", name="Back to your order").click()
     expect(page.locator("body")).to_contain_text(order.reference)
     expect(page.locator("body")).to_contain_text("Paid")
+    expect(page.locator(".timeline-item")).to_have_count(3)  # open, confirming, paid
+    expect(page.locator(".timeline")).to_contain_text("Confirming")
     screenshot("order-paid")
