@@ -91,3 +91,58 @@ def test_properties(transfers: list[TransferFacts], now: datetime) -> None:
     again = decide(facts(decision.status, decision.exception), transfers, now=now, required=3)
     if decision.status == "paid":
         assert again.status == "paid"
+
+
+STATUSES = ["open", "confirming", "expired", "paid", "needs_review", "refunded", "canceled"]
+
+
+@given(st.lists(transfer_strategy, min_size=1, max_size=6), st.sampled_from(STATUSES))
+def test_every_received_transfer_ends_applied_or_flagged(transfers: list[TransferFacts], status: str) -> None:
+    """Once everything is confirmed and the request has expired, money to the address is never silent."""
+    settled = [TransferFacts(t.amount_base_units, t.is_request_token, t.mined_at, 3, t.orphaned) for t in transfers]
+    exception = "underpaid" if status == "needs_review" else ""
+    decision = decide(facts(status, exception), settled, now=AFTER, required=3)
+    received = [t for t in settled if not t.orphaned and t.amount_base_units > 0]
+    if not received:
+        return
+    applied = decision.status == "paid"
+    flagged = decision.status == "needs_review" or decision.exception != ""
+    assert applied or flagged, (status, decision)
+
+
+event_strategy = st.lists(
+    st.one_of(
+        st.tuples(st.just("pay"), st.integers(1, 2 * DUE), st.booleans(), st.booleans()),
+        st.tuples(st.just("confirm"), st.integers(0, 5), st.just(False), st.just(False)),
+        st.tuples(st.just("orphan"), st.integers(0, 5), st.just(False), st.just(False)),
+        st.tuples(st.just("tick"), st.just(0), st.just(False), st.just(False)),
+    ),
+    max_size=12,
+)
+
+
+@given(event_strategy)
+def test_paid_is_entered_at_most_once_whatever_the_chain_does(events: list[tuple[str, int, bool, bool]]) -> None:
+    """Payments, confirmations, reorgs and expiry in any order: the request turns paid at most once."""
+    transfers: list[TransferFacts] = []
+    status, exception, now, entered_paid = "open", "", NOW, 0
+    for kind, value, late, wrong in events:
+        if kind == "pay":
+            transfers.append(paid_in(value, conf=1, late=late, token=not wrong))
+        elif kind == "confirm" and transfers:
+            t = transfers[value % len(transfers)]
+            transfers[value % len(transfers)] = TransferFacts(
+                t.amount_base_units, t.is_request_token, t.mined_at, 3, t.orphaned
+            )
+        elif kind == "orphan" and transfers:
+            t = transfers[value % len(transfers)]
+            transfers[value % len(transfers)] = TransferFacts(
+                t.amount_base_units, t.is_request_token, t.mined_at, 0, True
+            )
+        elif kind == "tick":
+            now = AFTER
+        decision = decide(facts(status, exception), transfers, now=now, required=3)
+        if decision.status == "paid" and status != "paid":
+            entered_paid += 1
+        status, exception = decision.status, decision.exception
+    assert entered_paid <= 1
