@@ -168,6 +168,9 @@ class PaymentRequest(models.Model):
     expires_at = models.DateTimeField()
     paid_at = models.DateTimeField(null=True, blank=True)
     watch_until = models.DateTimeField(db_index=True, help_text="Late payments are caught until then.")
+    reconcile_pending = models.BooleanField(
+        default=False, db_index=True, help_text="Its transfers changed; the watcher reconciles it on its next pass."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

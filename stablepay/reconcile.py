@@ -70,9 +70,14 @@ def decide(request: RequestFacts, transfers: Sequence[TransferFacts], *, now: da
     on_time = [t for t in mine if t.mined_at < request.expires_at]
     received = sum(t.amount_base_units for t in on_time)
     confirmed = sum(t.amount_base_units for t in on_time if t.confirmations >= required)
+    confirmed_total = sum(t.amount_base_units for t in mine if t.confirmations >= required)
     unconfirmed_on_time = any(t.confirmations < required for t in on_time)
-    late = [t for t in mine if t.mined_at >= request.expires_at and not t.reviewed]
-    wrong = [t for t in live if not t.is_request_token and not t.reviewed]
+    # A late or wrong-token transfer raises its exception only once confirmed, like `underpaid`: until
+    # then a reorg may still remove it, and needs_review is never left on its own.
+    to_review = [t for t in live if not t.reviewed and (not t.is_request_token or t.mined_at >= request.expires_at)]
+    review_confirming = any(t.confirmations < required for t in to_review)
+    late = [t for t in to_review if t.is_request_token and t.confirmations >= required]
+    wrong = [t for t in to_review if not t.is_request_token and t.confirmations >= required]
     enough, overpaid_above = thresholds(request.due_base_units, request.tolerance_percent)
 
     def to(status: str, exception: str, reason: str) -> Decision:
@@ -85,12 +90,12 @@ def decide(request: RequestFacts, transfers: Sequence[TransferFacts], *, now: da
             return to(NEEDS_REVIEW, REORGED, "a transfer that paid the request was orphaned")
         if request.exception == "" and wrong:
             return to(PAID, WRONG_TOKEN, "another token was sent to the paid request's address")
-        if request.exception == "" and paid > overpaid_above and any(not t.reviewed for t in mine):
+        if request.exception == "" and confirmed_total > overpaid_above and any(not t.reviewed for t in mine):
             return to(PAID, OVERPAID, "received more than due")
         return keep
 
     if request.status in CLOSED or request.status == NEEDS_REVIEW:
-        unreviewed = [t for t in mine if not t.reviewed]
+        unreviewed = [t for t in mine if not t.reviewed and t.confirmations >= required]
         if request.status in CLOSED and (unreviewed or wrong):
             exception = WRONG_TOKEN if wrong and not unreviewed else LATE
             return to(NEEDS_REVIEW, exception, "a payment arrived after the request was closed")
@@ -101,13 +106,15 @@ def decide(request: RequestFacts, transfers: Sequence[TransferFacts], *, now: da
         return to(NEEDS_REVIEW, WRONG_TOKEN, "another registered token was sent to the deposit address")
     if received >= enough:
         if confirmed >= enough:
-            exception = OVERPAID if paid > overpaid_above else ""
+            exception = OVERPAID if confirmed_total > overpaid_above else ""
             return to(PAID, exception, "received and confirmed")
         return to(CONFIRMING, "", "received, waiting for confirmations")
     if now < request.expires_at:
         return to(OPEN, "", "waiting for payment")
     if late:
         return to(NEEDS_REVIEW, LATE, "paid after the request expired")
+    if review_confirming:
+        return to(request.status if request.status != CONFIRMING else OPEN, "", "a payment to review is confirming")
     if received > 0:
         if unconfirmed_on_time:
             return to(request.status if request.status != CONFIRMING else OPEN, "", "partial payment confirming")

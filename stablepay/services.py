@@ -193,9 +193,10 @@ def payment_request_reconcile(*, request_id: UUID | str, now: datetime | None = 
         decision = reconcile.decide(_facts(request), _transfer_facts(request, required), now=now, required=required)
         paid_changed = int(request.amount_paid_base_units) != decision.amount_paid_base_units
         request.amount_paid_base_units = Decimal(decision.amount_paid_base_units)
+        was_pending, request.reconcile_pending = request.reconcile_pending, False
         if not decision.changes(_facts(request)):
-            if paid_changed:
-                request.save(update_fields=["amount_paid_base_units", "updated_at"])
+            if paid_changed or was_pending:
+                request.save(update_fields=["amount_paid_base_units", "reconcile_pending", "updated_at"])
             return request
         previous = request.status
         request.status, request.exception = decision.status, decision.exception

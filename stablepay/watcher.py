@@ -92,6 +92,7 @@ def _rollback(chain: Chain, fork: int) -> tuple[int, set[UUID]]:
         cursor = Cursor.objects.select_for_update().get(chain=chain)
         doomed = Transfer.objects.filter(chain=chain, block_number__gte=fork).exclude(state=TransferState.ORPHANED)
         touched = set(doomed.exclude(payment_request=None).values_list("payment_request_id", flat=True))
+        _mark_pending(touched)
         orphaned = doomed.update(state=TransferState.ORPHANED)
         Block.objects.filter(chain=chain, number__gte=fork).delete()
         if cursor.scanned_block >= fork:
@@ -99,6 +100,13 @@ def _rollback(chain: Chain, fork: int) -> tuple[int, set[UUID]]:
             cursor.save(update_fields=["scanned_block"])
     logger.warning("chain %s: reorg from block %s, %s transfers orphaned", chain.chain_id, fork, orphaned)
     return orphaned, {pk for pk in touched if pk is not None}
+
+
+def _mark_pending(request_ids: Iterable[UUID | None]) -> None:
+    """Flag requests for reconciliation, inside the transaction that changed their transfers."""
+    ids = [pk for pk in request_ids if pk is not None]
+    if ids:
+        PaymentRequest.objects.filter(pk__in=ids).update(reconcile_pending=True)
 
 
 def _block_times(reader: ChainReader, hits: list[TransferLog]) -> dict[int, BlockRef]:
@@ -208,6 +216,7 @@ def _scan_range(
                 logger.info("chain %s: another scanner moved the cursor; yielding", chain.chain_id)
                 return
             recorded, touched = _record_hits(chain, tokens, watched, hits, blocks)
+            _mark_pending(touched)
             if len(logs) < GROW_BELOW_LOGS:
                 chunk = min(ceiling, chunk * 2)
             locked.scanned_block, locked.chunk_size = end, chunk
@@ -229,9 +238,12 @@ def _confirm(chain: Chain, reader: ChainReader, head: BlockRef, verified: set[in
     ready = Transfer.objects.filter(
         chain=chain, state=TransferState.SEEN, block_number__lte=depth_ok, block_number__in=verified
     )
-    touched = set(ready.exclude(payment_request=None).values_list("payment_request_id", flat=True))
-    ready.update(state=TransferState.CONFIRMED)
-    return {pk for pk in touched if pk is not None}
+    with transaction.atomic():
+        rows = list(ready.select_for_update().values_list("pk", "payment_request_id"))
+        Transfer.objects.filter(pk__in=[pk for pk, _ in rows]).update(state=TransferState.CONFIRMED)
+        touched = {request_id for _, request_id in rows if request_id is not None}
+        _mark_pending(touched)
+    return touched
 
 
 def _prune_blocks(chain: Chain, head: BlockRef) -> None:
@@ -271,7 +283,10 @@ def scan_chain(*, chain: Chain, reader: ChainReader, now: datetime | None = None
         Cursor.objects.filter(chain=chain).update(scanned_block=head.number)
         result.scanned = head.number
     result.touched |= _confirm(chain, reader, head, verified)
-    for request_id in sorted(result.touched):
+    # Every request whose transfers changed was flagged in the same transaction as the change, so a
+    # worker killed before this point leaves the flags behind and the next pass reconciles them.
+    pending = PaymentRequest.objects.filter(reconcile_pending=True).values_list("pk", flat=True)
+    for request_id in sorted(pending):
         services.payment_request_reconcile(request_id=request_id, now=now)
     _prune_blocks(chain, head)
     Cursor.objects.filter(chain=chain).update(head_block=head.number, last_scan_at=now, last_error=result.warning)

@@ -60,6 +60,11 @@ def test_the_table() -> None:
     assert outcome(facts("canceled"), [paid_in(DUE)]) == ("needs_review", "late")
     assert outcome(facts("refunded"), [paid_in(DUE, reviewed=True)]) == ("refunded", "")
     assert outcome(facts("paid", resolution="accept"), [paid_in(DUE // 2, reviewed=True)]) == ("paid", "")
+    # exceptions wait for confirmations: a reorg may still take the transfer away
+    assert outcome(facts(), [paid_in(DUE, token=False, conf=1)]) == ("open", "")
+    assert outcome(facts("expired"), [paid_in(DUE, late=True, conf=1)], AFTER) == ("expired", "")
+    assert outcome(facts(), [paid_in(DUE), paid_in(DUE, conf=1)]) == ("paid", "")  # not overpaid yet
+    assert outcome(facts("paid"), [paid_in(DUE), paid_in(DUE)]) == ("paid", "overpaid")
 
 
 transfer_strategy = st.builds(

@@ -96,3 +96,27 @@ def test_the_first_scan_starts_at_the_registered_head(local_chain: LocalChain, m
     local_chain.mine(10)
     result = local_chain.scan()
     assert result.scanned == result.head and chain.cursor.scanned_block == result.head
+
+
+def test_a_worker_killed_between_confirming_and_reconciling_loses_nothing(
+    local_chain: LocalChain, merchant: Merchant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    request = new_request(merchant)
+    local_chain.scan()
+    local_chain.pay(request.pay_to, 100_000_000)
+    local_chain.scan()
+    local_chain.mine(2)
+    real = services.payment_request_reconcile
+
+    def killed(**kwargs: object) -> None:
+        raise SystemExit("worker killed")
+
+    monkeypatch.setattr(services, "payment_request_reconcile", killed)
+    with pytest.raises(SystemExit):
+        local_chain.scan()  # the transfer is committed as confirmed, then the process dies
+    assert Transfer.objects.get().state == "confirmed"
+    assert status(request) == ("confirming", "")
+    monkeypatch.setattr(services, "payment_request_reconcile", real)
+    local_chain.scan()  # no new block: the pending flag alone brings the request up to date
+    assert status(request) == ("paid", "")
+    assert not PaymentRequest.objects.filter(reconcile_pending=True).exists()
