@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 
 import redis
@@ -15,7 +18,12 @@ from stablepay.models import Chain
 
 logger = logging.getLogger(__name__)
 
-LOCK_SECONDS = 60
+# The per-chain scan lock lives LOCK_SECONDS and a running scan renews it every LOCK_RENEW_SECONDS, so a
+# worker that dies mid-scan (SIGKILL, OOM, lost machine) blocks that chain for LOCK_SECONDS at most, not
+# for as long as the longest scan could take. The lock only saves duplicate work: two scanners are safe
+# (the watcher re-checks the cursor under a row lock), so a lock that lapses under load costs nothing.
+LOCK_SECONDS = 5
+LOCK_RENEW_SECONDS = 1
 
 
 @lru_cache(maxsize=1)
@@ -23,20 +31,49 @@ def _redis() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL)
 
 
+@contextmanager
+def chain_scan_lock(chain_pk: int) -> Iterator[bool]:
+    """Yield True while this process holds the chain's scan lock (kept alive by a renewer thread),
+    False when another scanner has it."""
+    # thread_local=False: the token must be visible to the renewer thread.
+    lock = _redis().lock(f"stablepay:scan:{chain_pk}", timeout=LOCK_SECONDS, thread_local=False)
+    if not lock.acquire(blocking=False):
+        yield False
+        return
+    done = threading.Event()
+
+    def renew() -> None:
+        while not done.wait(LOCK_RENEW_SECONDS):
+            try:
+                lock.reacquire()
+            except (redis.RedisError, redis.exceptions.LockError) as exc:
+                logger.warning("chain pk %s: scan lock not renewed: %s", chain_pk, exc)
+                return
+
+    renewer = threading.Thread(target=renew, name=f"scan-lock-{chain_pk}", daemon=True)
+    renewer.start()
+    try:
+        yield True
+    finally:
+        done.set()
+        renewer.join()
+        try:
+            lock.release()
+        except (redis.RedisError, redis.exceptions.LockError) as exc:  # lapsed: it is someone else's now
+            logger.warning("chain pk %s: scan lock lost before release: %s", chain_pk, exc)
+
+
 @shared_task(acks_late=True, ignore_result=True)
 def scan_chain_task(chain_pk: int) -> None:
     """One pass over one chain; a Redis lock keeps it to one scanner per chain across all workers."""
-    lock = _redis().lock(f"stablepay:scan:{chain_pk}", timeout=LOCK_SECONDS)
-    if not lock.acquire(blocking=False):
-        return
-    try:
+    with chain_scan_lock(chain_pk) as held:
+        if not held:
+            return
         chain = Chain.objects.get(pk=chain_pk)
         try:
             watcher.scan_chain(chain=chain, reader=watcher.reader_for(chain))
         except ChainError as exc:
             watcher.record_error(chain, exc)
-    finally:
-        lock.release()
 
 
 @shared_task(acks_late=True, ignore_result=True)

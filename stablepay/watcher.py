@@ -247,10 +247,13 @@ def _confirm(chain: Chain, reader: ChainReader, head: BlockRef, verified: set[in
 
 
 def _prune_blocks(chain: Chain, head: BlockRef) -> None:
-    """Keep the blocks that still matter: the newest tip and blocks of transfers inside the window."""
+    """Keep the blocks that still matter: the newest tip, blocks of transfers inside the window, and the
+    block of every transfer still unconfirmed however deep (a transfer is confirmed only in a block
+    whose hash was re-checked, so a payment first seen after a long outage must keep its block)."""
     floor = head.number - reorg_window(chain)
     with_transfers = Transfer.objects.filter(chain=chain, block_number__gte=floor).values("block_number")
-    blocks = Block.objects.filter(chain=chain)
+    unconfirmed = Transfer.objects.filter(chain=chain, state=TransferState.SEEN).values("block_number")
+    blocks = Block.objects.filter(chain=chain).exclude(number__in=unconfirmed)
     newest = blocks.order_by("-number").values_list("number", flat=True).first()
     if newest is None:
         return

@@ -120,3 +120,19 @@ def test_a_worker_killed_between_confirming_and_reconciling_loses_nothing(
     local_chain.scan()  # no new block: the pending flag alone brings the request up to date
     assert status(request) == ("paid", "")
     assert not PaymentRequest.objects.filter(reconcile_pending=True).exists()
+
+
+def test_a_payment_first_seen_after_a_long_outage_is_still_confirmed(
+    local_chain: LocalChain, merchant: Merchant
+) -> None:
+    from stablepay import watcher
+
+    request = new_request(merchant)
+    local_chain.scan()
+    local_chain.pay(request.pay_to, 100_000_000)
+    local_chain.mine(watcher.reorg_window(local_chain.chain) + 50)  # no watcher ran for that long
+    for _ in range(3):
+        local_chain.mine(1)
+        local_chain.scan()
+    assert Transfer.objects.get().state == "confirmed"
+    assert status(request) == ("paid", "")
