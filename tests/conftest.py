@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from bip_utils import Bip32Secp256k1, Bip39SeedGenerator
 from django.core.management import call_command
+from django.db import connection
 from eth_account import Account
 from rest_framework.test import APIClient
 
@@ -35,6 +37,17 @@ def account_xpub(mnemonic: str) -> str:
 
 def mnemonic_address(mnemonic: str, index: int) -> str:
     return str(Account.from_mnemonic(mnemonic, account_path=f"m/44'/60'/0'/0/{index}").address)
+
+
+def subprocess_database_url() -> str:
+    """pytest-django's test database as a DATABASE_URL, for subprocesses that must see what a test commits."""
+    s = connection.settings_dict
+    auth = quote(s["USER"] or "", safe="")
+    if s.get("PASSWORD"):
+        auth += ":" + quote(s["PASSWORD"], safe="")
+    host = s["HOST"] or "127.0.0.1"
+    port = f":{s['PORT']}" if s.get("PORT") else ""
+    return f"postgresql://{auth}@{host}{port}/{quote(s['NAME'], safe='')}"
 
 
 def create_request(

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -30,7 +30,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from stablepay.models import Event, Merchant, PaymentRequest, Status, Transfer, TransferState
-from tests.conftest import LocalChain, create_request
+from tests.conftest import LocalChain, create_request, subprocess_database_url
 from tests.support.services import REPO_ROOT, redis_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -52,17 +52,6 @@ def _redis_db_url(db: int) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
 
 
-def _database_url() -> str:
-    """The test database (pytest-django's test_* one), so the worker sees what this test commits."""
-    s = connection.settings_dict
-    auth = quote(s["USER"] or "", safe="")
-    if s.get("PASSWORD"):
-        auth += ":" + quote(s["PASSWORD"], safe="")
-    host = s["HOST"] or "127.0.0.1"
-    port = f":{s['PORT']}" if s.get("PORT") else ""
-    return f"postgresql://{auth}@{host}{port}/{quote(s['NAME'], safe='')}"
-
-
 @pytest.fixture
 def isolated_redis() -> Iterator[redis.Redis]:
     """A Redis logical database of its own for the worker's broker, locks and cache."""
@@ -76,7 +65,7 @@ def isolated_redis() -> Iterator[redis.Redis]:
 def _worker_env() -> dict[str, str]:
     env = dict(os.environ)
     env.update(
-        DATABASE_URL=_database_url(),
+        DATABASE_URL=subprocess_database_url(),
         REDIS_URL=_redis_db_url(ISOLATED_REDIS_DB),
         STABLEPAY_SCAN_INTERVAL=SCAN_INTERVAL_S,
         PYTHONPATH=str(REPO_ROOT),

@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from django.db import connection
@@ -31,7 +30,7 @@ from stablepay import services
 from stablepay.chain import devchain
 from stablepay.models import Event, Merchant, PaymentRequest, Transfer
 from stablepay.signals import payment_request_status_changed
-from tests.conftest import LocalChain, create_request
+from tests.conftest import LocalChain, create_request, subprocess_database_url
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -391,17 +390,6 @@ def test_scanning_the_same_range_twice_changes_nothing(
     assert status_changes == fired
 
 
-def _database_url() -> str:
-    """The test database (NAME is the test database's name here) as a DATABASE_URL for a subprocess."""
-    s = connection.settings_dict
-    auth = quote(s["USER"] or "", safe="")
-    if s.get("PASSWORD"):
-        auth += ":" + quote(s["PASSWORD"], safe="")
-    host = s["HOST"] or "127.0.0.1"
-    port = f":{s['PORT']}" if s.get("PORT") else ""
-    return f"postgresql://{auth}@{host}{port}/{quote(s['NAME'], safe='')}"
-
-
 # `manage.py stablepay_scan --once`, started only once both processes have Django loaded and a database
 # connection open, so that their passes really overlap instead of one finishing during the other's start-up.
 _SCAN_AT_SIGNAL = """
@@ -423,7 +411,7 @@ execute_from_command_line(["manage.py", "stablepay_scan", "--once"])
 def _scan_in_two_processes(tmp_path: Path) -> list[str]:
     """Run one `stablepay_scan --once` pass in each of two processes at the same moment; returns their output."""
     go = tmp_path / f"go-{os.urandom(4).hex()}"
-    env = {**os.environ, "DATABASE_URL": _database_url()}
+    env = {**os.environ, "DATABASE_URL": subprocess_database_url()}
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", _SCAN_AT_SIGNAL, str(go)],
