@@ -159,3 +159,26 @@ def test_get_logs_ranges_shrink_to_the_node_suggestion_then_catch_up(
     assert max(spans) > 50  # the first, too wide, attempt
     assert sum(1 for span in spans if span > 50) == 1  # refused once, then the suggested span is kept
     assert len([span for span in spans if span <= 50]) <= 320 // 50 + 2
+
+
+def test_a_pass_costs_the_same_rpc_calls_for_1_or_300_open_requests(
+    local_chain: LocalChain, merchant: Merchant, proxy: FaultProxy
+) -> None:
+    use_urls(proxy.url)
+    create_request(merchant)
+    scan_once()
+
+    def steady_pass() -> tuple[int, list[str]]:
+        local_chain.mine(1)
+        proxy.requests.clear()
+        scan_once()
+        return len(proxy.requests), proxy.methods()
+
+    one = steady_pass()
+    for i in range(299):
+        create_request(merchant, order_reference=f"N-{i}")
+    many = steady_pass()
+    assert one == many
+    http_requests, methods = many
+    assert http_requests == 2  # one batched header request (head + re-checked blocks) and one getLogs
+    assert methods.count("eth_getLogs") == 1
