@@ -168,6 +168,8 @@ class PaymentRequest(models.Model):
     expires_at = models.DateTimeField()
     paid_at = models.DateTimeField(null=True, blank=True)
     watch_until = models.DateTimeField(db_index=True, help_text="Late payments are caught until then.")
+    refund_address = models.CharField(max_length=42, blank=True, default="")
+    refund_tx_hash = models.CharField(max_length=66, blank=True, default="")
     reconcile_pending = models.BooleanField(
         default=False, db_index=True, help_text="Its transfers changed; the watcher reconciles it on its next pass."
     )
@@ -188,9 +190,62 @@ class PaymentRequest(models.Model):
             models.CheckConstraint(condition=Q(amount_paid_base_units__gte=0), name="pr_paid_not_negative"),
         ]
         indexes = [models.Index(fields=["merchant", "order_reference"])]
+        permissions = [
+            ("ops_console", "Can work the ops exceptions queue"),
+            ("ops_approve", "Can approve another ops user's refund (four-eyes)"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.order_reference} ({self.status})"
+
+
+class ActionState(models.TextChoices):
+    PENDING_APPROVAL = "pending_approval"
+    DONE = "done"
+    REJECTED = "rejected"
+
+
+class OpsAction(models.Model):
+    """An ops decision on a request's exception: append-only, with who, when and why.
+
+    A refund above the four-eyes threshold waits in `pending_approval` until a second ops user
+    approves it (then it is carried out) or rejects it.
+    """
+
+    payment_request = models.ForeignKey(PaymentRequest, on_delete=models.PROTECT, related_name="ops_actions")
+    action = models.CharField(max_length=16, choices=[(r.value, r.label) for r in Resolution if r.value])
+    note = models.TextField()
+    exception = models.CharField(max_length=16, choices=ExceptionType.choices, help_text="What was resolved.")
+    refund_address = models.CharField(max_length=42, blank=True, default="")
+    refund_tx_hash = models.CharField(max_length=66, blank=True, default="")
+    state = models.CharField(max_length=24, choices=ActionState.choices)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="stablepay_requested_actions"
+    )
+    requested_at = models.DateTimeField()
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="stablepay_decided_actions",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["payment_request"],
+                condition=Q(state="pending_approval"),
+                name="ops_one_pending_action_per_request",
+            ),
+            models.CheckConstraint(condition=~Q(decided_by=models.F("requested_by")), name="ops_four_eyes_two_people"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.payment_request_id} ({self.state})"
 
 
 class TransferState(models.TextChoices):
