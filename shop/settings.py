@@ -102,7 +102,7 @@ LOGIN_REDIRECT_URL = "/"
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("zh-hant", "繁體中文")]
-LOCALE_PATHS = [BASE_DIR / "shop" / "locale", BASE_DIR / "stablepay" / "locale"]
+LOCALE_PATHS = [BASE_DIR / "shop" / "locale"]  # one catalogue for the store and stablepay's templates
 TIME_ZONE = "Asia/Hong_Kong"
 USE_I18N = True
 USE_TZ = True

@@ -45,3 +45,11 @@ def test_healthz_reports_each_chain(local_chain: LocalChain) -> None:
     assert health.status_code == 200
     chain = health.json()["chains"][0]
     assert chain["chain_id"] == 31337 and chain["lag_blocks"] == 0 and chain["head"] == chain["scanned"]
+
+
+def test_payment_page_speaks_traditional_chinese(local_chain: LocalChain, merchant: Merchant) -> None:
+    request = make_request(merchant)
+    for language in ("zh-HK", "zh-MO", "zh-Hant"):
+        body = Client().get(f"/pay/{request.pk}/", headers={"Accept-Language": language}).content.decode()
+        assert 'lang="zh-hant"' in body
+        assert "請準確轉帳" in body and "至此地址" in body and "等待你的付款" in body

@@ -194,8 +194,10 @@ class Command(BaseCommand):
         users = get_user_model()
         merchant_user = users.objects.create_user("merchant", password="merchant-demo")
         Merchant.objects.get(slug="demo").members.add(merchant_user)
-        ops = users.objects.create_user("ops", password="ops-demo", is_staff=True)
-        ops.user_permissions.add(*Permission.objects.filter(content_type__app_label="stablepay"))
+        stablepay_permissions = Permission.objects.filter(content_type__app_label="stablepay")
+        for name in ("ops", "ops2"):  # two ops users, so four-eyes approval can be tried
+            ops = users.objects.create_user(name, password=f"{name}-demo", is_staff=True)
+            ops.user_permissions.add(*stablepay_permissions)
 
     def _banner(self, port: int, rpc_url: str, api_key: str) -> None:
         url = f"http://127.0.0.1:{port}/"
