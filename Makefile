@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 ANVIL := node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 
-.PHONY: demo test lint deps system-deps browser-deps contracts clean
+.PHONY: demo test lint deps system-deps browser-deps contracts vendor clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ lint: deps
 
 contracts: $(ANVIL)
 	bash contracts/build.sh
+
+# Re-copies the vendored front-end libraries (chart.js, pinned in package.json) into stablepay/static.
+vendor: $(ANVIL)
+	bash stablepay/static/stablepay/vendor/update.sh
 
 clean:
 	rm -rf $(VENV) node_modules .demo db.sqlite3 test-artifacts

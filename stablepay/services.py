@@ -245,9 +245,13 @@ def payment_request_resolve(
     note: str,
     actor: str,
     refund_tx_hash: str | None = None,
+    refund_address: str | None = None,
     now: datetime | None = None,
 ) -> PaymentRequest:
-    """Close the open exception: accept (the order is paid), refund, or void."""
+    """Close the open exception: accept (the order is paid), refund, or void.
+
+    A refund records where it goes and, once sent, its tx hash on the request (the latest refund's).
+    """
     now = now or timezone.now()
     with transaction.atomic():
         request = _locked(request_id)
@@ -264,8 +268,11 @@ def payment_request_resolve(
         else:
             raise InvalidInput("action", "must be one of accept, refund, void")
         request.exception, request.resolution = "", action
+        if action == Resolution.REFUND:
+            request.refund_address, request.refund_tx_hash = refund_address or "", refund_tx_hash or ""
         request.save()
         request.transfers.exclude(state=TransferState.ORPHANED).update(reviewed=True)
-        detail = f"{action} {resolved}: {note}" + (f" (refund tx {refund_tx_hash})" if refund_tx_hash else "")
+        detail = f"{action} {resolved}: {note}" + (f" (refund to {refund_address})" if refund_address else "")
+        detail += f" (refund tx {refund_tx_hash})" if refund_tx_hash else ""
         _record(request, note=detail, actor=actor, now=now, webhook_type="resolved", previous=previous)
         return request

@@ -12,4 +12,6 @@ urlpatterns = [
     path("pay/<str:request_id>/simulate/", views.pay_simulate, name="pay-simulate"),
     path("healthz", views.healthz, name="healthz"),
     path("api/v1/", include("stablepay.api.urls")),
+    path("merchant/", include("stablepay.merchant.urls")),
+    path("ops/", include("stablepay.ops.urls")),
 ]

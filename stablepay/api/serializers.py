@@ -15,6 +15,7 @@ from django.urls import reverse
 from rest_framework import serializers
 from rest_framework.request import Request
 
+from stablepay.merchant.forms import parse_iso_date
 from stablepay.models import Currency, Event, PaymentRequest, Resolution, Status, Token, Transfer, TransferState
 from stablepay.money import format_token_amount, parse_fiat_amount
 
@@ -243,3 +244,38 @@ def payment_request_data(request: PaymentRequest, http_request: Request | None =
         "transfers": [transfer_data(t) for t in transfers],
         "timeline": [event_data(e) for e in request.events.order_by("at", "id")],
     }
+
+
+class IsoDateField(serializers.CharField):
+    """A YYYY-MM-DD date in ASCII digits; nothing looser."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        try:
+            return parse_iso_date(str(super().to_internal_value(data)))
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+
+class SettlementFiltersIn(serializers.Serializer):
+    date_from = IsoDateField(help_text="First Hong Kong day, YYYY-MM-DD (included).")
+    date_to = IsoDateField(help_text="Last Hong Kong day, YYYY-MM-DD (included).")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["date_from"] > attrs["date_to"]:
+            raise serializers.ValidationError({"date_to": ["must be on or after date_from"]})
+        return attrs
+
+
+class SettlementRowOut(serializers.Serializer):
+    """One day, chain, token and fiat currency of the settlement report (CONTRACT §4)."""
+
+    date = serializers.DateField()
+    chain_id = serializers.IntegerField()
+    token = serializers.CharField()
+    count = serializers.IntegerField()
+    amount = serializers.CharField(help_text="Received, as a token decimal string.")
+    amount_base_units = serializers.CharField(help_text="Received, in token base units (integer string).")
+    fiat_currency = serializers.CharField(help_text="The currency the requests were priced in.")
+    fiat_amount = serializers.CharField(
+        help_text="Sum over payments of round_half_up(amount x amount_paid / amount_due, 2)."
+    )

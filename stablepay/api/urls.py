@@ -8,6 +8,7 @@ from stablepay.api import views
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="api-schema"),
     path("tokens/", views.TokenListApi.as_view(), name="api-tokens"),
+    path("settlements/", views.SettlementListApi.as_view(), name="api-settlements"),
     path("payment-requests/", views.PaymentRequestListCreateApi.as_view(), name="api-payment-requests"),
     path("payment-requests/<str:request_id>/", views.PaymentRequestDetailApi.as_view(), name="api-payment-request"),
     path(

@@ -18,10 +18,13 @@ from stablepay.api.serializers import (
     PaymentRequestCreateIn,
     PaymentRequestOut,
     ResolveIn,
+    SettlementFiltersIn,
+    SettlementRowOut,
     TokenOut,
     fingerprint,
     payment_request_data,
 )
+from stablepay.merchant.selectors import settlement_rows
 from stablepay.models import Merchant, PaymentRequest
 
 MAX_IDEMPOTENCY_KEY = 255
@@ -117,3 +120,14 @@ class PaymentRequestResolveApi(APIView):
             actor=_actor(request),
         )
         return Response(payment_request_data(resolved, request))
+
+
+class SettlementListApi(APIView):
+    """The settlement report: one row per Hong Kong day, chain, token (and fiat currency) of `paid` requests."""
+
+    @extend_schema(parameters=[SettlementFiltersIn], responses=SettlementRowOut(many=True))
+    def get(self, request: Request) -> Response:
+        filters = SettlementFiltersIn(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        rows = settlement_rows(merchant=_merchant(request), **filters.validated_data)
+        return Response([row.as_api() for row in rows])

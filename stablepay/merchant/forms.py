@@ -1,0 +1,144 @@
+"""Forms of the merchant dashboard: report filters and settings. Validation only; services write."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit
+
+from django import forms
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+
+from stablepay.models import Status
+
+ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", re.ASCII)
+
+
+def parse_iso_date(text: str) -> date:
+    """A YYYY-MM-DD date (ASCII digits, zero-padded); ValueError otherwise."""
+    if not ISO_DATE.match(text):
+        raise ValueError("must be a date as YYYY-MM-DD")
+    return date.fromisoformat(text)
+
+
+class IsoDateField(forms.CharField):
+    widget = forms.DateInput(attrs={"type": "date"})
+
+    def to_python(self, value: Any) -> date | None:  # type: ignore[override]
+        text = super().to_python(value)
+        if not text:
+            return None
+        try:
+            return parse_iso_date(text)
+        except ValueError as exc:
+            raise forms.ValidationError(_("Enter a date as YYYY-MM-DD."), code="invalid") from exc
+
+
+class SettlementFilterForm(forms.Form):
+    """Hong Kong calendar days, both ends included; the last 7 days when not given."""
+
+    date_from = IsoDateField(label=_("From"), required=False)
+    date_to = IsoDateField(label=_("To"), required=False)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        date_from, date_to = data.get("date_from"), data.get("date_to")
+        if date_from and date_to and date_from > date_to:
+            self.add_error("date_to", _("The end date must be on or after the start date."))
+        return data
+
+    def date_range(self, today: date) -> tuple[date, date]:
+        """The chosen range once valid: a missing end is today, a missing start the 6 days before it."""
+        data = self.cleaned_data
+        date_to = data.get("date_to") or max(today, data.get("date_from") or today)
+        date_from = data.get("date_from") or date_to - timedelta(days=6)
+        return date_from, date_to
+
+
+class PaymentFilterForm(forms.Form):
+    status = forms.ChoiceField(label=_("Status"), required=False)
+    q = forms.CharField(label=_("Search"), required=False, max_length=100)
+
+    def __init__(self, *args: Any, status_labels: dict[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["status"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [("", _("All statuses")), *((s.value, status_labels[s.value]) for s in Status)]
+
+
+def _internal_host(host: str) -> bool:
+    """localhost, or an IP literal that is loopback, private, link-local or otherwise not public."""
+    if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return not address.is_global
+
+
+class WebhookForm(forms.Form):
+    webhook_url = forms.URLField(
+        label=_("Endpoint URL"),
+        required=False,
+        max_length=500,
+        assume_scheme="https",
+        help_text=_("We POST signed JSON events here. Leave empty to turn webhooks off."),
+    )
+    webhook_secret = forms.CharField(
+        label=_("Signing secret"),
+        required=False,
+        min_length=16,
+        max_length=128,
+        strip=True,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}, render_value=False),
+        help_text=_("Leave empty to keep the current secret."),
+    )
+    new_secret = forms.BooleanField(label=_("Generate a new random secret"), required=False)
+
+    def clean_webhook_url(self) -> str:
+        url: str = self.cleaned_data.get("webhook_url") or ""
+        if not url:
+            return ""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            raise forms.ValidationError(_("Use an http or https URL."), code="scheme")
+        local_ok = settings.DEBUG or settings.STABLEPAY.get("DEMO_MODE", False)
+        if not local_ok and _internal_host((parts.hostname or "").lower()):
+            raise forms.ValidationError(_("Use a public address: we cannot deliver to a local network."), code="host")
+        return url
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("webhook_secret") and data.get("new_secret"):
+            self.add_error("new_secret", _("Either type a secret or generate one, not both."))
+        return data
+
+
+class PaymentSettingsForm(forms.Form):
+    payment_tolerance_percent = forms.DecimalField(
+        label=_("Underpayment tolerance (%)"),
+        min_value=Decimal("0"),
+        max_value=Decimal("99.99"),
+        max_digits=5,
+        decimal_places=2,
+        help_text=_("A payment this much short of the amount due still counts as paid. 0 to 99.99."),
+    )
+    expiry_minutes = forms.IntegerField(
+        label=_("Payment window (minutes)"),
+        min_value=1,
+        max_value=1440,
+        help_text=_("How long a new payment request stays open. 1 to 1440 minutes (24 hours)."),
+    )
+
+
+class RotateApiKeyForm(forms.Form):
+    confirm = forms.BooleanField(
+        label=_("I understand that the current key stops working immediately."),
+        required=True,
+        error_messages={"required": _("Tick the box to confirm.")},
+    )

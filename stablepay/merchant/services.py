@@ -1,0 +1,125 @@
+"""Writes from the merchant dashboard's settings: webhook endpoint, API key rotation, payment rules, and
+redelivery of a webhook event. Each runs in one transaction with the merchant row locked and logs who
+did what (the actor is "user:<username>")."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from stablepay.api.authentication import hash_api_key
+from stablepay.errors import Conflict, InvalidInput
+from stablepay.models import Merchant, WebhookDelivery
+
+logger = logging.getLogger(__name__)
+
+API_KEY_PREFIX_LENGTH = 6
+WEBHOOK_SECRET_PREFIX = "whsec_"
+
+
+def _locked(merchant: Merchant) -> Merchant:
+    return Merchant.objects.select_for_update().get(pk=merchant.pk)
+
+
+def new_webhook_secret() -> str:
+    return WEBHOOK_SECRET_PREFIX + secrets.token_urlsafe(24)
+
+
+def merchant_webhook_update(
+    *, merchant: Merchant, webhook_url: str, webhook_secret: str = "", new_secret: bool = False, actor: str
+) -> tuple[Merchant, bool]:
+    """Set (or, with an empty URL, turn off) the webhook endpoint; returns (merchant, secret_changed).
+
+    The signing secret is kept unless a new one is given or asked for; an endpoint without a secret gets
+    a generated one, since every delivery is signed.
+    """
+    with transaction.atomic():
+        locked = _locked(merchant)
+        previous_secret = locked.webhook_secret
+        locked.webhook_url = webhook_url
+        if webhook_secret:
+            locked.webhook_secret = webhook_secret
+        elif new_secret or (webhook_url and not locked.webhook_secret):
+            locked.webhook_secret = new_webhook_secret()
+        locked.save(update_fields=["webhook_url", "webhook_secret"])
+    changed = locked.webhook_secret != previous_secret
+    logger.info(
+        "merchant %s: webhook url %s by %s%s",
+        locked.slug,
+        "set" if webhook_url else "cleared",
+        actor,
+        ", secret changed" if changed else "",
+    )
+    return locked, changed
+
+
+def merchant_rotate_api_key(*, merchant: Merchant, actor: str) -> str:
+    """A new API key; the old one stops working at once. Only its hash is stored: the plaintext is
+    returned once, to be shown once."""
+    key = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        locked = _locked(merchant)
+        locked.api_key_hash = hash_api_key(key)
+        locked.api_key_prefix = key[:API_KEY_PREFIX_LENGTH]
+        locked.save(update_fields=["api_key_hash", "api_key_prefix"])
+    merchant.api_key_hash, merchant.api_key_prefix = locked.api_key_hash, locked.api_key_prefix
+    logger.info("merchant %s: API key rotated by %s (new prefix %s)", locked.slug, actor, locked.api_key_prefix)
+    return key
+
+
+def merchant_payment_settings_update(
+    *, merchant: Merchant, payment_tolerance_percent: Decimal, expiry_minutes: int, actor: str
+) -> Merchant:
+    """The underpayment tolerance and the expiry of new requests; requests already made keep theirs
+    (expiry), while the tolerance applies when each request is next reconciled."""
+    if not Decimal(0) <= payment_tolerance_percent < Decimal(100):
+        raise InvalidInput("payment_tolerance_percent", "must be at least 0 and less than 100")
+    if not 1 <= expiry_minutes <= 1440:
+        raise InvalidInput("expiry_minutes", "must be 1 to 1440")
+    with transaction.atomic():
+        locked = _locked(merchant)
+        locked.payment_tolerance_percent = payment_tolerance_percent
+        locked.expiry_minutes = expiry_minutes
+        locked.save(update_fields=["payment_tolerance_percent", "expiry_minutes"])
+    logger.info(
+        "merchant %s: tolerance %s %%, expiry %s min, by %s",
+        locked.slug,
+        payment_tolerance_percent,
+        expiry_minutes,
+        actor,
+    )
+    return locked
+
+
+def webhook_redeliver(
+    *, merchant: Merchant, delivery_id: int, actor: str, now: datetime | None = None
+) -> WebhookDelivery | None:
+    """A new attempt of the same event (same event id and payload, signed afresh when sent): due now.
+
+    Returns None when the delivery is not this merchant's; raises Conflict while webhooks are off. In
+    Celery mode the attempt is sent right after commit; otherwise the watcher's next pass sends it.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        if not _locked(merchant).webhook_url:
+            if not WebhookDelivery.objects.filter(pk=delivery_id, merchant=merchant).exists():
+                return None
+            raise Conflict("webhook_url", "webhooks are off: set an endpoint URL first")
+        delivery = WebhookDelivery.objects.select_for_update().filter(pk=delivery_id, merchant=merchant).first()
+        if delivery is None:
+            return None
+        delivery.delivered_at = None
+        delivery.next_attempt_at = now
+        delivery.save(update_fields=["delivered_at", "next_attempt_at"])
+        if settings.REDIS_URL:
+            from stablepay.tasks import deliver_webhook_task
+
+            transaction.on_commit(lambda: deliver_webhook_task.delay(delivery.pk))
+    logger.info("merchant %s: webhook %s redelivery queued by %s", merchant.slug, delivery.event_id, actor)
+    return delivery

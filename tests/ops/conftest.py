@@ -1,0 +1,189 @@
+"""Fixtures for the ops console: ops users (two, so four-eyes can be exercised), users who must not enter,
+and payment requests driven into each exception for real on the anvil chain (CONTRACT §4).
+
+Chain: 3 confirmations. Merchant "acme": tolerance 0.5 %, expiry 15 minutes. A 10.00 HKD request in
+HKDX (6 decimals) is due 10_000_000 base units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.contrib.sessions.backends.db import SessionStore
+from django.core.management import call_command
+from django.utils import timezone
+
+from shop.models import Order, Storefront
+from shop.services import cart_add, order_place
+from stablepay import services
+from stablepay.models import Merchant, PaymentRequest, Transfer
+from tests.conftest import LocalChain, create_request
+
+PASSWORD = "correct-horse-battery-staple-42"
+AFTER_EXPIRY = timedelta(minutes=16)
+CONSOLE, APPROVE = "stablepay.ops_console", "stablepay.ops_approve"
+
+
+def make_user(username: str, *permissions: str, merchant: Merchant | None = None) -> User:
+    user = User.objects.create_user(username, password=PASSWORD)
+    for name in permissions:
+        app_label, codename = name.split(".")
+        user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    if merchant is not None:
+        merchant.members.add(user)
+    return User.objects.get(pk=user.pk)  # a fresh instance: no stale permission cache
+
+
+@pytest.fixture
+def ops_user(db: None) -> User:
+    """Olivia: ops, may approve other people's refunds."""
+    return make_user("olivia", CONSOLE, APPROVE)
+
+
+@pytest.fixture
+def ops_user2(db: None) -> User:
+    """Oscar: a second ops user with approval rights (the second pair of eyes)."""
+    return make_user("oscar", CONSOLE, APPROVE)
+
+
+@pytest.fixture
+def ops_no_approve(db: None) -> User:
+    """Nina: works the queue, may not approve refunds."""
+    return make_user("nina", CONSOLE)
+
+
+@pytest.fixture
+def plain_user(db: None) -> User:
+    return make_user("pat")
+
+
+@pytest.fixture
+def merchant_member(merchant: Merchant) -> User:
+    return make_user("mia", merchant=merchant)
+
+
+@pytest.fixture
+def four_eyes_at_5_hkd(settings: Any) -> None:
+    settings.STABLEPAY = {**settings.STABLEPAY, "FOUR_EYES_REFUND_ABOVE_HKD": "5.00"}
+
+
+# the ledger -------------------------------------------------------------------------------------------
+def ledger() -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    requests = list(
+        PaymentRequest.objects.order_by("pk").values_list("pk", "status", "exception", "amount_paid_base_units")
+    )
+    transfers = list(Transfer.objects.order_by("pk").values_list("pk", "block_hash", "state"))
+    return requests, transfers
+
+
+def settle(local_chain: LocalChain, *, blocks: int = 3, now: datetime | None = None, max_passes: int = 6) -> None:
+    """Mine `blocks`, then scan until a pass changes neither the requests nor the transfers."""
+    if blocks:
+        local_chain.mine(blocks)
+    before = ledger()
+    for _ in range(max_passes):
+        local_chain.scan(now=now)
+        after = ledger()
+        if after == before:
+            return
+        before = after
+    raise AssertionError(f"the ledger did not settle within {max_passes} passes")
+
+
+def expect(pr: PaymentRequest, status: str, exception: str) -> PaymentRequest:
+    pr.refresh_from_db()
+    assert (pr.status, pr.exception) == (status, exception), (pr.status, pr.exception)
+    return pr
+
+
+def due(pr: PaymentRequest) -> int:
+    return int(pr.amount_due_base_units)
+
+
+# exceptions, made on the chain ---------------------------------------------------------------------------
+class Exceptions:
+    """Drives fresh requests into each exception with real transfers on anvil."""
+
+    def __init__(self, local_chain: LocalChain, merchant: Merchant) -> None:
+        self.chain = local_chain
+        self.merchant = merchant
+        self.count = 0
+
+    def _ref(self, prefix: str) -> str:
+        self.count += 1
+        return f"{prefix}-{self.count:03d}"
+
+    def underpaid_many(self, n: int, *, amount: str = "10.00") -> list[PaymentRequest]:
+        """Half paid, confirmed, then the expiry sweep runs after expires_at."""
+        requests = [create_request(self.merchant, amount=amount, order_reference=self._ref("UND")) for _ in range(n)]
+        for pr in requests:
+            self.chain.pay(pr.pay_to, due(pr) // 2)
+        settle(self.chain)
+        services.payment_requests_expire(now=timezone.now() + AFTER_EXPIRY)
+        return [expect(pr, "needs_review", "underpaid") for pr in requests]
+
+    def underpaid(self, *, amount: str = "10.00") -> PaymentRequest:
+        return self.underpaid_many(1, amount=amount)[0]
+
+    def overpaid(self, *, amount: str = "10.00", factor: int = 2) -> PaymentRequest:
+        pr = create_request(self.merchant, amount=amount, order_reference=self._ref("OVR"))
+        self.chain.pay(pr.pay_to, due(pr) * factor)
+        settle(self.chain)
+        return expect(pr, "paid", "overpaid")
+
+    def late(self, *, amount: str = "10.00") -> PaymentRequest:
+        pr = create_request(
+            self.merchant,
+            amount=amount,
+            order_reference=self._ref("LATE"),
+            now=timezone.now() - timedelta(minutes=20),
+        )
+        self.chain.pay(pr.pay_to, due(pr))
+        settle(self.chain)
+        return expect(pr, "needs_review", "late")
+
+    def wrong_token(self, *, amount: str = "10.00") -> PaymentRequest:
+        """USDC sent to an HKDX request."""
+        pr = create_request(self.merchant, amount=amount, order_reference=self._ref("WRONG"), token="HKDX")
+        self.chain.pay(pr.pay_to, 1_300_000, symbol="USDC")  # 1.30 USDC = 10.14 HKD at 7.80
+        settle(self.chain)
+        return expect(pr, "needs_review", "wrong_token")
+
+    def reorged(self) -> PaymentRequest:
+        """Paid, then a reorg deeper than the confirmations drops the paying transfer."""
+        pr = create_request(self.merchant, order_reference=self._ref("REORG"))
+        tx = self.chain.pay(pr.pay_to, due(pr))
+        w3 = self.chain.anvil.w3
+        mined_in = int(w3.eth.get_transaction_receipt(tx)["blockNumber"])
+        settle(self.chain)
+        expect(pr, "paid", "")
+        self.chain.anvil.reorg(int(w3.eth.block_number) - mined_in + 1, [])
+        settle(self.chain, blocks=0)
+        return expect(pr, "needs_review", "reorged")
+
+
+@pytest.fixture
+def exceptions(local_chain: LocalChain, merchant: Merchant) -> Exceptions:
+    return Exceptions(local_chain, merchant)
+
+
+# the shop --------------------------------------------------------------------------------------------
+@pytest.fixture
+def shop_order(local_chain: LocalChain) -> Callable[..., tuple[Order, PaymentRequest]]:
+    """Place an order through the shop's own checkout services (the signal then follows its payment)."""
+    call_command("shop_seed", merchant="acme", verbosity=0)
+
+    def place(store: str = "hk", quantity: int = 1) -> tuple[Order, PaymentRequest]:
+        storefront = Storefront.objects.get(code=store)
+        session = SessionStore()
+        session.create()
+        product = storefront.products.filter(active=True).order_by("position", "sku").first()
+        assert product is not None
+        cart_add(session=session, storefront=storefront, product_id=product.pk, quantity=quantity)
+        return order_place(session=session, storefront=storefront, chain_id=31337, token_symbol="HKDX")
+
+    return place
