@@ -206,5 +206,7 @@ class Command(BaseCommand):
         self.stdout.write(f"  Hong Kong store:  {url}store/hk/")
         self.stdout.write(f"  Local chain:      {rpc_url} (chain id 31337, 1 s blocks)")
         self.stdout.write(f"  Merchant API key: {api_key}")
-        self.stdout.write(f"  Admin:            {url}admin/ (ops / ops-demo)")
+        self.stdout.write(f"  Merchant:         {url}merchant/ (merchant / merchant-demo)")
+        self.stdout.write(f"  Ops console:      {url}ops/ (ops / ops-demo, ops2 / ops2-demo)")
+        self.stdout.write(f"  Admin:            {url}admin/")
         self.stdout.write("  Press Ctrl-C to stop.\n")
