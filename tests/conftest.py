@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from rest_framework.test import APIClient
 
 from stablepay import services, watcher
 from stablepay.chain import devchain
-from stablepay.models import Chain, Merchant, PaymentRequest, Token
+from stablepay.models import Chain, Merchant, PaymentRequest, Token, Transfer
 from tests.support.services import Anvil
 
 Account.enable_unaudited_hdwallet_features()
@@ -98,6 +99,28 @@ class LocalChain:
 
     def mine(self, n: int = 1) -> None:
         self.anvil.mine(n)
+
+    def settle(self, *, blocks: int = 3, now: datetime | None = None, max_passes: int = 8) -> None:
+        """Mine `blocks`, then scan until a pass changes neither the requests nor the transfers."""
+        if blocks:
+            self.mine(blocks)
+        before = ledger_snapshot()
+        for _ in range(max_passes):
+            self.scan(now=now)
+            after = ledger_snapshot()
+            if after == before:
+                return
+            before = after
+        raise AssertionError(f"the ledger did not settle within {max_passes} passes")
+
+
+def ledger_snapshot() -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """What a scan may change about payments: the requests' status and amount paid, and the transfer rows."""
+    requests = list(
+        PaymentRequest.objects.order_by("pk").values_list("pk", "status", "exception", "amount_paid_base_units")
+    )
+    transfers = list(Transfer.objects.order_by("pk").values_list("pk", "tx_hash", "log_index", "block_hash", "state"))
+    return requests, transfers
 
 
 def setup_document(anvil_url: str, tokens: dict[str, str], *, confirmations: int = 3) -> dict[str, Any]:

@@ -21,7 +21,6 @@ from playwright.sync_api import Page, expect
 from stablepay.merchant import selectors
 from stablepay.models import Merchant, PaymentRequest, Transfer, WebhookDelivery
 from tests.conftest import LocalChain, create_request
-from tests.merchant.conftest import settle
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -63,7 +62,7 @@ def shop_history(local_chain: LocalChain) -> Merchant:
         )
         local_chain.pay(request.pay_to, int(request.amount_due_base_units), symbol=token)
         requests.append(request)
-    settle(local_chain)
+    local_chain.settle()
     now = timezone.now()
     for i, (request, (days, *_, took)) in enumerate(zip(requests, HISTORY, strict=True)):
         request.refresh_from_db()

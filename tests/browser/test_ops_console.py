@@ -23,7 +23,7 @@ from stablepay import services
 from stablepay.models import ActionState, OpsAction, PaymentRequest
 from tests.browser.conftest import ARTIFACTS
 from tests.conftest import LocalChain
-from tests.ops.conftest import APPROVE, CONSOLE, PASSWORD, make_user, settle
+from tests.ops.conftest import APPROVE, CONSOLE, PASSWORD, make_user
 from tests.ops.conftest import expect as expect_state
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -95,7 +95,7 @@ def test_ops_accepts_an_underpaid_order_and_the_shop_order_is_paid(
     make_user("olivia", CONSOLE, APPROVE)
     order, pr = place_order()
     local_chain.pay(pr.pay_to, int(pr.amount_due_base_units) // 2)
-    settle(local_chain)
+    local_chain.settle()
     expire_now(pr)
     expect_state(pr, "needs_review", "underpaid")
     order.refresh_from_db()
@@ -135,7 +135,7 @@ def test_ops_accepts_an_underpaid_order_and_the_shop_order_is_paid(
     # Money that is never credited: a zero-value transfer, and a fake token calling itself HKDX.
     local_chain.pay(pr.pay_to, 0)
     local_chain.pay(pr.pay_to, 25_000_000, symbol="FAKE")
-    settle(local_chain)
+    local_chain.settle()
     page.goto(f"{live_server.url}/ops/health/")
     expect(page.locator(".chain-card")).to_contain_text("Local")
     expect(page.locator("#uncredited")).to_contain_text("Zero value")
@@ -166,11 +166,11 @@ def test_a_large_refund_needs_a_second_ops_user(
     oscar = make_user("oscar", CONSOLE, APPROVE)
     order, pr = place_order(quantity=7)  # 7 x 168.00 = 1,176.00 HKD
     local_chain.pay(pr.pay_to, int(pr.amount_due_base_units) * 2)  # paid twice: 1,176.00 HKD excess
-    settle(local_chain)
+    local_chain.settle()
     expect_state(pr, "paid", "overpaid")
     _other, underpaid = place_order()
     local_chain.pay(underpaid.pay_to, int(underpaid.amount_due_base_units) // 4)
-    settle(local_chain)
+    local_chain.settle()
     expire_now(underpaid)
     expect_state(underpaid, "needs_review", "underpaid")
 

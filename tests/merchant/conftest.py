@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from fractions import Fraction
 
@@ -14,29 +14,10 @@ from django.test import Client
 from django.utils import timezone
 
 from stablepay import services
-from stablepay.models import Merchant, PaymentRequest, Status, Transfer
+from stablepay.models import Merchant, PaymentRequest, Status
 from tests.conftest import LocalChain, create_request
 
 PASSWORD = "correct-horse-battery-staple"
-
-
-def ledger_state() -> list[tuple[object, ...]]:
-    requests = list(PaymentRequest.objects.order_by("pk").values_list("pk", "status", "amount_paid_base_units"))
-    transfers = list(Transfer.objects.order_by("pk").values_list("pk", "state"))
-    return [*requests, *transfers]
-
-
-def settle(local_chain: LocalChain, *, now: datetime | None = None, blocks: int = 3, max_passes: int = 8) -> None:
-    """Mine `blocks`, then scan until a pass changes nothing."""
-    local_chain.mine(blocks)
-    before = ledger_state()
-    for _ in range(max_passes):
-        local_chain.scan(now=now)
-        after = ledger_state()
-        if after == before:
-            return
-        before = after
-    raise AssertionError("the ledger did not settle")
 
 
 def make_user(username: str, *merchants: Merchant) -> AbstractBaseUser:
@@ -119,7 +100,7 @@ def ledger(local_chain: LocalChain, merchant: Merchant) -> Ledger:
     accepted = create_request(merchant, amount="30.00", currency="HKD", token="HKDX", order_reference="accepted")
     local_chain.pay(accepted.pay_to, 12_345_678, symbol="HKDX")
     requests["accepted"] = accepted
-    settle(local_chain)
+    local_chain.settle()
     accepted.refresh_from_db()
     assert accepted.status == Status.OPEN and int(accepted.amount_paid_base_units) == 12_345_678
     services.payment_requests_expire(now=timezone.now() + timedelta(minutes=16))  # expired with too little

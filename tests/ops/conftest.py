@@ -8,7 +8,7 @@ HKDX (6 decimals) is due 10_000_000 base units.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -20,7 +20,7 @@ from django.utils import timezone
 from shop.models import Order, Storefront
 from shop.services import cart_add, order_place
 from stablepay import services
-from stablepay.models import Merchant, PaymentRequest, Transfer
+from stablepay.models import Merchant, PaymentRequest
 from tests.conftest import LocalChain, create_request
 
 PASSWORD = "correct-horse-battery-staple-42"
@@ -72,28 +72,6 @@ def four_eyes_at_5_hkd(settings: Any) -> None:
 
 
 # the ledger -------------------------------------------------------------------------------------------
-def ledger() -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    requests = list(
-        PaymentRequest.objects.order_by("pk").values_list("pk", "status", "exception", "amount_paid_base_units")
-    )
-    transfers = list(Transfer.objects.order_by("pk").values_list("pk", "block_hash", "state"))
-    return requests, transfers
-
-
-def settle(local_chain: LocalChain, *, blocks: int = 3, now: datetime | None = None, max_passes: int = 6) -> None:
-    """Mine `blocks`, then scan until a pass changes neither the requests nor the transfers."""
-    if blocks:
-        local_chain.mine(blocks)
-    before = ledger()
-    for _ in range(max_passes):
-        local_chain.scan(now=now)
-        after = ledger()
-        if after == before:
-            return
-        before = after
-    raise AssertionError(f"the ledger did not settle within {max_passes} passes")
-
-
 def expect(pr: PaymentRequest, status: str, exception: str) -> PaymentRequest:
     pr.refresh_from_db()
     assert (pr.status, pr.exception) == (status, exception), (pr.status, pr.exception)
@@ -122,7 +100,7 @@ class Exceptions:
         requests = [create_request(self.merchant, amount=amount, order_reference=self._ref("UND")) for _ in range(n)]
         for pr in requests:
             self.chain.pay(pr.pay_to, due(pr) // 2)
-        settle(self.chain)
+        self.chain.settle()
         services.payment_requests_expire(now=timezone.now() + AFTER_EXPIRY)
         return [expect(pr, "needs_review", "underpaid") for pr in requests]
 
@@ -132,7 +110,7 @@ class Exceptions:
     def overpaid(self, *, amount: str = "10.00", factor: int = 2) -> PaymentRequest:
         pr = create_request(self.merchant, amount=amount, order_reference=self._ref("OVR"))
         self.chain.pay(pr.pay_to, due(pr) * factor)
-        settle(self.chain)
+        self.chain.settle()
         return expect(pr, "paid", "overpaid")
 
     def late(self, *, amount: str = "10.00") -> PaymentRequest:
@@ -143,14 +121,14 @@ class Exceptions:
             now=timezone.now() - timedelta(minutes=20),
         )
         self.chain.pay(pr.pay_to, due(pr))
-        settle(self.chain)
+        self.chain.settle()
         return expect(pr, "needs_review", "late")
 
     def wrong_token(self, *, amount: str = "10.00") -> PaymentRequest:
         """USDC sent to an HKDX request."""
         pr = create_request(self.merchant, amount=amount, order_reference=self._ref("WRONG"), token="HKDX")
         self.chain.pay(pr.pay_to, 1_300_000, symbol="USDC")  # 1.30 USDC = 10.14 HKD at 7.80
-        settle(self.chain)
+        self.chain.settle()
         return expect(pr, "needs_review", "wrong_token")
 
     def reorged(self) -> PaymentRequest:
@@ -159,10 +137,10 @@ class Exceptions:
         tx = self.chain.pay(pr.pay_to, due(pr))
         w3 = self.chain.anvil.w3
         mined_in = int(w3.eth.get_transaction_receipt(tx)["blockNumber"])
-        settle(self.chain)
+        self.chain.settle()
         expect(pr, "paid", "")
         self.chain.anvil.reorg(int(w3.eth.block_number) - mined_in + 1, [])
-        settle(self.chain, blocks=0)
+        self.chain.settle(blocks=0)
         return expect(pr, "needs_review", "reorged")
 
 

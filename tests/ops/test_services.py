@@ -26,7 +26,7 @@ from stablepay.ops.services import (
 )
 from stablepay.services import fx_rates
 from tests.conftest import LocalChain
-from tests.ops.conftest import Exceptions, expect, settle
+from tests.ops.conftest import Exceptions, expect
 
 pytestmark = pytest.mark.django_db
 
@@ -44,7 +44,7 @@ def test_accept_underpaid_marks_the_shop_order_paid(
 ) -> None:
     order, pr = shop_order()
     local_chain.pay(pr.pay_to, int(pr.amount_due_base_units) // 2)
-    settle(local_chain)
+    local_chain.settle()
     from stablepay.services import payment_requests_expire
     from tests.ops.conftest import AFTER_EXPIRY
 

@@ -15,7 +15,7 @@ from django.urls import reverse
 from stablepay.models import ActionState, OpsAction, PaymentRequest
 from stablepay.ops.services import ops_action_request
 from tests.conftest import LocalChain, create_request
-from tests.ops.conftest import Exceptions, expect, settle
+from tests.ops.conftest import Exceptions, expect
 
 pytestmark = pytest.mark.django_db
 
@@ -258,7 +258,7 @@ def test_health_page_lists_chains_uncredited_transfers_and_fake_tokens(
     pr = create_request(merchant, order_reference="FAKE-1")
     local_chain.pay(pr.pay_to, 0)  # zero value, registered token: recorded, never credited
     local_chain.pay(pr.pay_to, 10_000_000, symbol="FAKE")  # a contract calling itself HKDX: never recorded
-    settle(local_chain)
+    local_chain.settle()
     expect(pr, "open", "")
     client = client_for(ops_user)
     page = client.get(reverse("stablepay:ops:health")).content.decode()

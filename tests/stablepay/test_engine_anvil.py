@@ -18,9 +18,8 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from django.db import connection
@@ -30,7 +29,7 @@ from stablepay import services
 from stablepay.chain import devchain
 from stablepay.models import Event, Merchant, PaymentRequest, Transfer
 from stablepay.signals import payment_request_status_changed
-from tests.conftest import LocalChain, create_request, subprocess_database_url
+from tests.conftest import LocalChain, create_request, ledger_snapshot, subprocess_database_url
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,29 +48,6 @@ def state(request: PaymentRequest) -> tuple[str, str]:
 def paid_units(request: PaymentRequest) -> int:
     request.refresh_from_db()
     return int(request.amount_paid_base_units)
-
-
-def ledger() -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """What a scan may change about payments: the requests' status and amount paid, and the transfer rows."""
-    requests = list(
-        PaymentRequest.objects.order_by("pk").values_list("pk", "status", "exception", "amount_paid_base_units")
-    )
-    transfers = list(Transfer.objects.order_by("pk").values_list("pk", "tx_hash", "log_index", "block_hash", "state"))
-    return requests, transfers
-
-
-def settle(local_chain: LocalChain, *, blocks: int = 3, now: datetime | None = None, max_passes: int = 6) -> None:
-    """Mine `blocks`, then scan until a pass changes neither the requests nor the transfers."""
-    if blocks:
-        local_chain.mine(blocks)
-    before = ledger()
-    for _ in range(max_passes):
-        local_chain.scan(now=now)
-        after = ledger()
-        if after == before:
-            return
-        before = after
-    raise AssertionError(f"the ledger did not settle within {max_passes} passes")
 
 
 def send_raw_transfer(local_chain: LocalChain, to: str, amount: int, *, sender_index: int = 1) -> tuple[str, str]:
@@ -138,7 +114,7 @@ def test_exact_payment_is_confirming_after_one_block_and_paid_at_three_confirmat
     assert paid_units(request_) == DUE and request_.paid_at is not None
     assert Transfer.objects.get(tx_hash=tx.lower()).state == "confirmed"
 
-    settle(local_chain, blocks=5)  # more blocks and passes fire nothing more
+    local_chain.settle(blocks=5)  # more blocks and passes fire nothing more
     assert status_changes == [("open", "confirming", ""), ("confirming", "paid", "")]
     assert [s for _, s, _ in status_changes].count("paid") == 1
 
@@ -147,7 +123,7 @@ def test_short_by_less_than_the_tolerance_is_paid(local_chain: LocalChain, reque
     short = DUE - 40_000  # 0.4 % short, within the 0.5 % tolerance
     assert short >= ENOUGH
     local_chain.pay(request_.pay_to, short)
-    settle(local_chain)
+    local_chain.settle()
     assert state(request_) == ("paid", "")
     assert paid_units(request_) == short
 
@@ -156,12 +132,12 @@ def test_two_partial_payments_covering_the_amount_before_expiry_are_paid(
     local_chain: LocalChain, request_: PaymentRequest
 ) -> None:
     local_chain.pay(request_.pay_to, 4_000_000, sender_index=1)
-    settle(local_chain)
+    local_chain.settle()
     assert state(request_) == ("open", "")
     assert paid_units(request_) == 4_000_000
 
     local_chain.pay(request_.pay_to, DUE - 4_000_000, sender_index=2)
-    settle(local_chain)
+    local_chain.settle()
     assert state(request_) == ("paid", "")
     assert paid_units(request_) == DUE
     assert Transfer.objects.filter(payment_request=request_, state="confirmed").count() == 2
@@ -169,7 +145,7 @@ def test_two_partial_payments_covering_the_amount_before_expiry_are_paid(
 
 def test_overpayment_is_paid_with_the_overpaid_exception(local_chain: LocalChain, request_: PaymentRequest) -> None:
     local_chain.pay(request_.pay_to, OVERPAID_ABOVE + 1)
-    settle(local_chain)
+    local_chain.settle()
     assert state(request_) == ("paid", "overpaid")
     assert paid_units(request_) == OVERPAID_ABOVE + 1
 
@@ -179,7 +155,7 @@ def test_half_paid_then_expiry_is_underpaid_with_the_exact_amount(
     local_chain: LocalChain, request_: PaymentRequest
 ) -> None:
     local_chain.pay(request_.pay_to, DUE // 2)
-    settle(local_chain)
+    local_chain.settle()
     assert state(request_) == ("open", "")
 
     services.payment_requests_expire(now=timezone.now() + AFTER_EXPIRY)
@@ -192,7 +168,7 @@ def test_payment_after_expiry_is_late(local_chain: LocalChain, merchant: Merchan
     request = create_request(merchant, now=timezone.now() - timedelta(minutes=20))
     assert request.expires_at < timezone.now()
     local_chain.pay(request.pay_to, DUE)
-    settle(local_chain)
+    local_chain.settle()
     assert state(request) == ("needs_review", "late")
     assert Transfer.objects.get(payment_request=request).block_timestamp >= request.expires_at
 
@@ -202,7 +178,7 @@ def test_payment_after_the_expiry_sweep_is_late(local_chain: LocalChain, merchan
     services.payment_requests_expire()
     assert state(request) == ("expired", "")
     local_chain.pay(request.pay_to, DUE)
-    settle(local_chain)
+    local_chain.settle()
     assert state(request) == ("needs_review", "late")
 
 
@@ -210,7 +186,7 @@ def test_another_registered_token_is_wrong_token(local_chain: LocalChain, reques
     local_chain.pay(request_.pay_to, DUE, symbol="USDC")
     local_chain.scan()
     assert state(request_) == ("open", "")  # flagged once confirmed: a reorg may still remove it
-    settle(local_chain)
+    local_chain.settle()
     assert state(request_) == ("needs_review", "wrong_token")
     assert paid_units(request_) == 0  # USDC is not the request's token: never counted as paid
     assert Transfer.objects.get(payment_request=request_).token.symbol == "USDC"
@@ -220,14 +196,14 @@ def test_a_fake_token_with_the_same_symbol_is_never_credited(local_chain: LocalC
     fake = devchain.token_contract(local_chain.anvil.w3, local_chain.fake_hkdx)
     assert fake.functions.symbol().call() == "HKDX"
     local_chain.pay(request_.pay_to, DUE, symbol="FAKE")
-    settle(local_chain)
+    local_chain.settle()
     assert not Transfer.objects.exists()
     assert state(request_) == ("open", "") and paid_units(request_) == 0
 
 
 def test_a_zero_value_transfer_is_ignored(local_chain: LocalChain, request_: PaymentRequest) -> None:
     local_chain.pay(request_.pay_to, 0)
-    settle(local_chain)
+    local_chain.settle()
     assert state(request_) == ("open", "")
     assert paid_units(request_) == 0
     assert all(t.amount_base_units == 0 for t in Transfer.objects.all())
@@ -242,7 +218,7 @@ def test_a_reorg_that_removes_a_seen_transfer_reopens_the_request(
     assert state(request_) == ("confirming", "")
 
     local_chain.anvil.reorg(1, [])  # the transfer's block is replaced by an empty one
-    settle(local_chain, blocks=0)
+    local_chain.settle(blocks=0)
     assert state(request_) == ("open", "")
     assert paid_units(request_) == 0
     assert Transfer.objects.get(tx_hash=tx.lower()).state == "orphaned"
@@ -260,7 +236,7 @@ def test_a_reorg_that_removes_a_seen_transfer_after_expiry_expires_the_request(
     assert state(request_) == ("confirming", "")
 
     local_chain.anvil.reorg(1, [])
-    settle(local_chain, blocks=0, now=later)
+    local_chain.settle(blocks=0, now=later)
     assert state(request_) == ("expired", "")
     assert Transfer.objects.get(tx_hash=tx.lower()).state == "orphaned"
 
@@ -272,12 +248,12 @@ def test_a_reorg_that_removes_a_seen_wrong_token_transfer_reopens_the_request(
     local_chain.scan()  # seen, 1 confirmation
 
     local_chain.anvil.reorg(1, [])
-    settle(local_chain, blocks=0)
+    local_chain.settle(blocks=0)
     assert Transfer.objects.get(tx_hash=tx.lower()).state == "orphaned"
     assert state(request_) == ("open", "")
 
     local_chain.pay(request_.pay_to, DUE)  # the payer then pays with the right token: credited as usual
-    settle(local_chain)
+    local_chain.settle()
     assert state(request_) == ("paid", "")
 
 
@@ -292,7 +268,7 @@ def test_a_reorg_that_removes_a_seen_late_transfer_leaves_the_request_expired(
     assert state(request) == ("expired", "")
 
     local_chain.anvil.reorg(1, [])
-    settle(local_chain, blocks=0)
+    local_chain.settle(blocks=0)
     services.payment_requests_expire()
     assert Transfer.objects.get(tx_hash=tx.lower()).state == "orphaned"
     assert state(request) == ("expired", "")
@@ -309,7 +285,7 @@ def test_a_transfer_re_included_by_a_reorg_is_counted_once(local_chain: LocalCha
     # Replace the transfer's block and the one above it; the same signed tx lands one block later.
     local_chain.anvil.reorg(2, [[raw, 1]])
     assert block_of(local_chain, tx) == mined_in + 1
-    settle(local_chain)
+    local_chain.settle()
     assert state(request_) == ("paid", "")
     assert paid_units(request_) == DUE
     (row,) = live_transfers(tx)
@@ -325,7 +301,7 @@ def test_a_transfer_re_included_in_the_same_block_is_counted_once(
     assert state(request_) == ("confirming", "")
 
     local_chain.anvil.reorg(1, [[raw, 0]])  # same height, same log index, new block hash
-    settle(local_chain)
+    local_chain.settle()
     assert state(request_) == ("paid", "")
     assert paid_units(request_) == DUE
     assert len(live_transfers(tx)) == 1
@@ -344,7 +320,7 @@ def test_a_transfer_re_included_at_another_log_index_is_counted_once(
         local_chain.anvil.w3, local_chain.tokens["USDC"], devchain.dev_account(5).address, 1, sender_index=2
     )
     local_chain.anvil.reorg(1, [[other, 0], [raw, 0]])
-    settle(local_chain)
+    local_chain.settle()
     rows = {t.log_index: t.state for t in Transfer.objects.filter(tx_hash=tx.lower())}
     assert rows == {0: "orphaned", 1: "confirmed"}
     assert state(request_) == ("paid", "")
@@ -356,13 +332,13 @@ def test_a_reorg_deeper_than_the_confirmations_after_paid_needs_review(
 ) -> None:
     tx = local_chain.pay(request_.pay_to, DUE)
     mined_in = block_of(local_chain, tx)
-    settle(local_chain)
+    local_chain.settle()
     assert state(request_) == ("paid", "")
     depth = head(local_chain) - mined_in + 1
     assert depth > local_chain.chain.confirmations
 
     local_chain.anvil.reorg(depth, [])  # drops the transfer that paid the request
-    settle(local_chain, blocks=0)
+    local_chain.settle(blocks=0)
     assert state(request_) == ("needs_review", "reorged")
     assert paid_units(request_) == 0
     assert Transfer.objects.get(tx_hash=tx.lower()).state == "orphaned"
@@ -374,9 +350,9 @@ def test_scanning_the_same_range_twice_changes_nothing(
     local_chain: LocalChain, request_: PaymentRequest, status_changes: list[tuple[str, str, str]]
 ) -> None:
     local_chain.pay(request_.pay_to, DUE)
-    settle(local_chain)
+    local_chain.settle()
     assert state(request_) == ("paid", "")
-    before, events = ledger(), Event.objects.count()
+    before, events = ledger_snapshot(), Event.objects.count()
     fired = list(status_changes)
 
     cursor = local_chain.chain.cursor
@@ -385,7 +361,7 @@ def test_scanning_the_same_range_twice_changes_nothing(
     local_chain.scan()
     local_chain.scan()
 
-    assert ledger() == before
+    assert ledger_snapshot() == before
     assert Event.objects.count() == events
     assert status_changes == fired
 
@@ -459,10 +435,10 @@ def test_two_processes_scanning_at_once_record_everything_once(
         statuses = list(request.events.values_list("status", flat=True))
         assert statuses in (["open", "confirming", "paid"], ["open", "paid"])
 
-    before, events = ledger(), Event.objects.count()
+    before, events = ledger_snapshot(), Event.objects.count()
     cursor = local_chain.chain.cursor
     cursor.scanned_block = local_chain.chain.start_block  # both re-read the whole range at once
     cursor.save(update_fields=["scanned_block"])
     _scan_in_two_processes(tmp_path)
-    assert ledger() == before
+    assert ledger_snapshot() == before
     assert Event.objects.count() == events

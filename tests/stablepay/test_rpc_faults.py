@@ -31,7 +31,7 @@ def use_urls(*urls: str) -> None:
     Chain.objects.filter(chain_id=31337).update(rpc_urls=list(urls))
 
 
-def settle(local_chain: LocalChain, passes: int = 3) -> None:
+def run_passes(local_chain: LocalChain, passes: int = 3) -> None:
     for _ in range(passes):
         local_chain.mine(1)
         scan_once()
@@ -68,7 +68,7 @@ def test_a_log_one_node_makes_up_is_never_credited(
     block = local_chain.anvil.w3.eth.block_number
     proxy.invented_logs = [invented_log(local_chain, victim.pay_to, int(victim.amount_due_base_units), block)]
     local_chain.pay(honest.pay_to, int(honest.amount_due_base_units))
-    settle(local_chain, 5)
+    run_passes(local_chain, 5)
     assert paid(honest)
     assert not paid(victim) and victim.amount_paid_base_units == 0
     assert not Transfer.objects.filter(tx_hash="0x" + "ee" * 32).exists()
@@ -82,12 +82,12 @@ def test_a_lagging_second_source_delays_but_loses_nothing(
     request = create_request(merchant)
     second_proxy.stale_head = local_chain.anvil.w3.eth.block_number
     local_chain.pay(request.pay_to, int(request.amount_due_base_units))
-    settle(local_chain, 4)
+    run_passes(local_chain, 4)
     assert Transfer.objects.count() == 0  # one node's word is not enough
     cursor = Chain.objects.get(chain_id=31337).cursor
     assert cursor.scanned_block < local_chain.anvil.w3.eth.block_number and "second source" in cursor.last_error
     second_proxy.stale_head = None
-    settle(local_chain, 4)
+    run_passes(local_chain, 4)
     assert paid(request) and Transfer.objects.count() == 1
 
 
@@ -100,10 +100,10 @@ def test_a_failing_node_fails_over_and_the_payment_waits_for_a_second_source(
     request = create_request(merchant)
     proxy.mode = fault
     local_chain.pay(request.pay_to, int(request.amount_due_base_units))
-    settle(local_chain, 4)
+    run_passes(local_chain, 4)
     assert Transfer.objects.count() == 0 and not paid(request)
     proxy.mode = "ok"
-    settle(local_chain, 4)
+    run_passes(local_chain, 4)
     assert paid(request) and Transfer.objects.count() == 1
 
 
@@ -116,11 +116,11 @@ def test_a_single_node_that_errors_changes_nothing_until_it_recovers(
     local_chain.pay(request.pay_to, int(request.amount_due_base_units))
     for fault in ("http500", "malformed", "rpc_error"):
         proxy.mode = fault
-        settle(local_chain, 1)
+        run_passes(local_chain, 1)
         assert Transfer.objects.count() == 0
         assert Chain.objects.get(chain_id=31337).cursor.last_error
     proxy.mode = "ok"
-    settle(local_chain, 4)
+    run_passes(local_chain, 4)
     assert paid(request)
 
 
@@ -135,7 +135,7 @@ def test_a_hanging_node_times_out_and_fails_over(
     scan_once()
     assert Transfer.objects.count() == 0  # the only node answering cannot confirm itself
     proxy.mode = "ok"
-    settle(local_chain, 4)
+    run_passes(local_chain, 4)
     assert paid(request)
 
 
