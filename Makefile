@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 ANVIL := node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 
-.PHONY: demo test lint deps system-deps browser-deps contracts vendor clean
+.PHONY: demo test lint bench deps system-deps browser-deps contracts vendor clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ demo: deps
 # binaries only when no server answers), then runs every test against real services.
 test: deps system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Benchmarks (issue #5): writes bench/results/latest.json and latest.md; BENCH=P2 runs only some.
+bench: deps
+	PYTHONPATH=. DJANGO_SETTINGS_MODULE=shop.settings $(PY) -m bench.run $(BENCH)
 
 system-deps:
 	@bash .ci/system-deps.sh

@@ -1,0 +1,127 @@
+"""Run the benchmarks and write bench/results/latest.json and bench/results/latest.md.
+
+    python -m bench.run            # every benchmark
+    python -m bench.run P2         # only some; the others keep their last results in latest.json
+
+Each figure is measured in the same run as its baseline. Scratch files go to bench/results/tmp/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+LATEST_JSON = RESULTS / "latest.json"
+LATEST_MD = RESULTS / "latest.md"
+BUDGET_S = 15 * 60
+
+
+def _p1() -> dict[str, Any]:
+    from bench import rpc_calls
+
+    return rpc_calls.bench()
+
+
+def _p2() -> dict[str, Any]:
+    from bench import ingest
+
+    return ingest.bench()
+
+
+BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {"P1": _p1, "P2": _p2}
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram_gb = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                ram_gb = round(int(line.split()[1]) / 1024 / 1024, 1)
+                break
+    except OSError:
+        pass
+    return {
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "ram_gb": ram_gb,
+        "python": platform.python_version(),
+    }
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def render(doc: dict[str, Any]) -> str:
+    m = doc["machine"]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Run {doc['date']} on {m['cpu']}, {m['cores']} cores, {m['ram_gb']} GB RAM, "
+        f"{m['platform']}, Python {m['python']}; `make bench` took {doc['seconds']:.0f} s.",
+        "Every figure's baseline was measured in the same run.",
+        "",
+        "| # | what | workload | figure | baseline | ratio | target | met? |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for key in sorted(doc["results"]):
+        r = doc["results"][key]
+        met = "yes" if r["met"] else "**no**"
+        cells = [r["id"], r["what"], r["workload"], r["figure"], r["baseline"], r["ratio"], r["target"], met]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    lines.append("")
+    for key in sorted(doc["results"]):
+        r = doc["results"][key]
+        if r.get("notes"):
+            lines.append(f"- **{r['id']}** ({r.get('date', doc['date'])}, {r['seconds']:.0f} s): {_cell(r['notes'])}")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    selected = [a.upper() for a in argv] or list(BENCHMARKS)
+    unknown = [s for s in selected if s not in BENCHMARKS]
+    if unknown:
+        print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}", file=sys.stderr)
+        return 2
+    (RESULTS / "tmp").mkdir(parents=True, exist_ok=True)
+    doc: dict[str, Any] = {"results": {}}
+    if LATEST_JSON.exists():
+        doc = json.loads(LATEST_JSON.read_text())
+    date = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    t0 = time.monotonic()
+    for key in selected:
+        print(f"[bench] {key} ...", flush=True)
+        result = BENCHMARKS[key]()
+        result["date"] = date
+        doc["results"][key] = result
+        print(f"[bench] {key}: {result['figure']} (met: {result['met']}, {result['seconds']:.0f} s)", flush=True)
+    doc.update(date=date, machine=machine(), seconds=round(time.monotonic() - t0, 1), selected=selected)
+    LATEST_JSON.write_text(json.dumps(doc, indent=2) + "\n")
+    LATEST_MD.write_text(render(doc))
+    print(f"[bench] wrote {LATEST_JSON.relative_to(Path.cwd())} and {LATEST_MD.name} in {doc['seconds']:.0f} s")
+    if doc["seconds"] > BUDGET_S:
+        print(f"[bench] over the {BUDGET_S // 60}-minute budget", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
