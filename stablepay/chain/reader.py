@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
+
+# Given every recipient (lower-case) in a getLogs answer, the ones whose logs the caller wants.
+Keep = Callable[[set[str]], Collection[str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,9 @@ class ChainReader(Protocol):
 
     def finalized(self) -> BlockRef | None: ...
 
-    def transfer_logs(self, tokens: Sequence[str], from_block: int, to_block: int) -> list[TransferLog]:
-        """Every Transfer log of the given token contracts in the range, in one eth_getLogs."""
+    def transfer_logs(
+        self, tokens: Sequence[str], from_block: int, to_block: int, keep: Keep | None = None
+    ) -> list[TransferLog]:
+        """Every Transfer log of the given token contracts in the range (only those paying an address
+        `keep` picks, when given), in one eth_getLogs."""
         ...

@@ -1,8 +1,8 @@
 """The only module that speaks JSON-RPC: raw HTTP calls, batches, fail-over and hand decoding of logs.
 
 Transfer logs are decoded by hand (from = topics[1], to = topics[2], value = data), which is two orders
-of magnitude faster than web3's generic ABI decoder. An answer that does not parse is an error: the
-whole call is discarded, never half-used.
+of magnitude faster than web3's generic ABI decoder; only those paying a watched address are decoded in
+full. An answer that does not parse is an error: the whole call is discarded, never half-used.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import requests
 
-from stablepay.chain.reader import TRANSFER_TOPIC, BlockRef, ChainError, RangeTooLarge, TransferLog
+from stablepay.chain.reader import TRANSFER_TOPIC, BlockRef, ChainError, Keep, RangeTooLarge, TransferLog
 
 logger = logging.getLogger(__name__)
 
@@ -50,42 +50,55 @@ def decode_block(raw: Any) -> BlockRef | None:
     )
 
 
-def decode_transfer_logs(raw_logs: Any) -> list[TransferLog]:
+def decode_transfer_logs(raw_logs: Any, keep: Keep | None = None) -> list[TransferLog]:
     """Transfer(address indexed from, address indexed to, uint256 value) logs, decoded by hand.
 
-    Logs that are not ERC-20 Transfers (ERC-721 has a 4th topic) are skipped; a malformed log or a
-    removed one makes the whole answer invalid.
+    Logs that are not ERC-20 Transfers (ERC-721 has a 4th topic) are skipped; a removed log, or one
+    whose shape is malformed, makes the whole answer invalid. With `keep`, a first cheap pass collects
+    every recipient, `keep` picks the ones the caller watches, and only their logs are fully decoded and
+    checked: with 1% hits that is most of the decoding cost saved.
     """
     if not isinstance(raw_logs, list):
         raise ChainError("eth_getLogs did not return a list")
-    out: list[TransferLog] = []
+    transfers: list[tuple[str, dict[str, Any]]] = []
     for log in raw_logs:
         try:
             topics = log["topics"]
             if len(topics) != 3 or topics[0].lower() != TRANSFER_TOPIC:
                 continue
-            data = log["data"]
             if log.get("removed"):
                 raise ChainError("removed log in a getLogs answer")
-            if not isinstance(data, str) or len(data) != 66:
-                continue  # not a plain uint256 value
-            timestamp = log.get("blockTimestamp")
-            out.append(
-                TransferLog(
-                    token=log["address"].lower(),
-                    tx_hash=_hash32(log["transactionHash"]),
-                    log_index=_hex_int(log["logIndex"]),
-                    block_number=_hex_int(log["blockNumber"]),
-                    block_hash=_hash32(log["blockHash"]),
-                    block_timestamp=_hex_int(timestamp) if timestamp is not None else None,
-                    from_address="0x" + _hash32(topics[1])[-40:],
-                    to_address="0x" + _hash32(topics[2])[-40:],
-                    value=int(data, 16),
-                )
-            )
-        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            to_word = topics[2]
+            if not isinstance(to_word, str) or len(to_word) != 66:
+                raise ChainError(f"expected a 32-byte topic, got {to_word!r:.80}")
+            transfers.append(("0x" + to_word[26:].lower(), log))
+        except (KeyError, TypeError, AttributeError) as exc:
             raise ChainError(f"malformed log: {exc}") from exc
-    return out
+    if keep is not None:
+        wanted = keep({to for to, _ in transfers})
+        transfers = [(to, log) for to, log in transfers if to in wanted]
+    return [decoded for _, log in transfers if (decoded := _decode_transfer(log)) is not None]
+
+
+def _decode_transfer(log: dict[str, Any]) -> TransferLog | None:
+    try:
+        topics, data = log["topics"], log["data"]
+        if not isinstance(data, str) or len(data) != 66:
+            return None  # not a plain uint256 value
+        timestamp = log.get("blockTimestamp")
+        return TransferLog(
+            token=log["address"].lower(),
+            tx_hash=_hash32(log["transactionHash"]),
+            log_index=_hex_int(log["logIndex"]),
+            block_number=_hex_int(log["blockNumber"]),
+            block_hash=_hash32(log["blockHash"]),
+            block_timestamp=_hex_int(timestamp) if timestamp is not None else None,
+            from_address="0x" + _hash32(topics[1])[-40:],
+            to_address="0x" + _hash32(topics[2])[-40:],
+            value=int(data, 16),
+        )
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise ChainError(f"malformed log: {exc}") from exc
 
 
 class RpcChainReader:
@@ -194,14 +207,16 @@ class RpcChainReader:
             }
         ]
 
-    def transfer_logs(self, tokens: Sequence[str], from_block: int, to_block: int) -> list[TransferLog]:
+    def transfer_logs(
+        self, tokens: Sequence[str], from_block: int, to_block: int, keep: Keep | None = None
+    ) -> list[TransferLog]:
         try:
             logs = self.call("eth_getLogs", self._logs_params(tokens, from_block, to_block))
         except ChainError as exc:
             if str(exc).count("ReadTimeout") == len(self.urls):  # every node timed out: ask for less
                 raise RangeTooLarge(f"getLogs timed out on every node: {exc}") from exc
             raise
-        return self._in_range(decode_transfer_logs(logs), from_block, to_block)
+        return self._in_range(decode_transfer_logs(logs, keep), from_block, to_block)
 
     def second_opinion(
         self, tokens: Sequence[str], from_block: int, to_block: int, heights: Sequence[int]

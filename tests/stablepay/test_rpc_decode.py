@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from stablepay.chain import devchain
-from stablepay.chain.reader import ChainError
+from stablepay.chain.reader import TRANSFER_TOPIC, ChainError
 from stablepay.chain.rpc import RpcChainReader, decode_transfer_logs
 from tests.support.services import Anvil
 
@@ -49,3 +49,42 @@ def test_unreachable_nodes_fail_over_then_error() -> None:
     reader = RpcChainReader(["http://127.0.0.1:9", "http://127.0.0.1:10"], timeout=1)
     with pytest.raises(ChainError, match=r"127\.0\.0\.1:9.*127\.0\.0\.1:10"):
         reader.snapshot([])
+
+
+def _transfer_log(to: str, *, data: str = "0x" + "0" * 63 + "5") -> dict[str, object]:
+    return {
+        "address": "0x" + "11" * 20,
+        "topics": [TRANSFER_TOPIC, "0x" + "0" * 24 + "22" * 20, "0x" + "0" * 24 + to],
+        "data": data,
+        "blockHash": "0x" + "33" * 32,
+        "blockNumber": "0x10",
+        "transactionHash": "0x" + "44" * 32,
+        "logIndex": "0x0",
+    }
+
+
+def test_keep_sees_every_recipient_and_only_kept_logs_are_decoded() -> None:
+    watched, other = "ab" * 20, "cd" * 20
+    seen: list[set[str]] = []
+
+    def keep(recipients: set[str]) -> set[str]:
+        seen.append(recipients)
+        return {"0x" + watched}
+
+    # The unwatched log is malformed past its recipient: with `keep` it is never decoded.
+    raw = [_transfer_log(watched.upper()), _transfer_log(other, data="0x" + "zz" * 32)]
+    [log] = decode_transfer_logs(raw, keep)
+    assert seen == [{"0x" + watched, "0x" + other}]
+    assert (log.to_address, log.value, log.block_number) == ("0x" + watched, 5, 16)
+    with pytest.raises(ChainError):
+        decode_transfer_logs(raw)  # without it, every log is decoded and checked
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [{"removed": True}, {"topics": [TRANSFER_TOPIC, "0x1", "0x2"]}, {"topics": None}],
+)
+def test_a_malformed_or_removed_log_voids_the_answer_even_unwatched(broken: dict[str, object]) -> None:
+    raw = [_transfer_log("ab" * 20), {**_transfer_log("cd" * 20), **broken}]
+    with pytest.raises(ChainError):
+        decode_transfer_logs(raw, lambda recipients: {"0x" + "ab" * 20})

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from stablepay import services
+from stablepay import services, watcher
 from stablepay.models import Merchant, PaymentRequest, Transfer
 from stablepay.signals import payment_request_status_changed
 from tests.conftest import LocalChain, create_request
@@ -136,3 +136,15 @@ def test_a_payment_first_seen_after_a_long_outage_is_still_confirmed(
         local_chain.scan()
     assert Transfer.objects.get().state == "confirmed"
     assert status(request) == ("paid", "")
+
+
+def test_watched_among_matches_any_case_and_drops_unwatched(merchant: Merchant) -> None:
+    requests = [create_request(merchant, order_reference=f"W-{i}") for i in range(5)]
+    past = requests[4]
+    PaymentRequest.objects.filter(pk=past.pk).update(watch_until=timezone.now() - timedelta(seconds=1))
+    asked = [r.pay_to.lower() for r in requests[:2]] + [r.pay_to.upper().replace("0X", "0x") for r in requests[2:]]
+    asked.append("0x000000000000000000000000000000000000dead")
+    asked += ["0x" + f"{i:040x}" for i in range(5_000)]  # one query however many: no per-address variable
+    found = watcher.watched_among(asked, now=timezone.now())
+    assert found == {r.pay_to.lower(): r.pk for r in requests[:4]}
+    assert watcher.watched_among([], now=timezone.now()) == {}
