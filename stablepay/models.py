@@ -29,6 +29,9 @@ class Chain(models.Model):
     chain_id = models.PositiveBigIntegerField(unique=True)
     name = models.CharField(max_length=64)
     rpc_urls = models.JSONField(default=list)
+    ws_url = models.CharField(
+        max_length=255, blank=True, default="", help_text="Optional ws(s):// URL: scan as each new head is announced."
+    )
     confirmations = models.PositiveIntegerField(default=12)
     block_time_seconds = models.PositiveIntegerField(default=12)
     explorer_tx_url = models.CharField(max_length=255, blank=True, default="")

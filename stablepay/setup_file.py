@@ -22,6 +22,7 @@ from stablepay.models import TOKEN_CURRENCIES, Chain, Currency, FxRate, Merchant
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 URL = re.compile(r"^https?://[^\s]+$")
+WS_URL = re.compile(r"^wss?://[^\s]+$")
 MIN_API_KEY = 32
 
 
@@ -123,6 +124,7 @@ def parse(text: str) -> dict[str, list[dict[str, Any]]]:
                 "chain_id": s.integer("chain_id", low=1, high=2**63 - 1),
                 "name": s.text("name"),
                 "rpc_urls": urls,
+                "ws_url": s.text("ws_url", required=False, pattern=WS_URL, hint="must be a ws(s):// URL"),
                 "confirmations": s.integer("confirmations", low=1, high=1000, default=12),
                 "block_time_seconds": s.integer("block_time_seconds", low=1, high=3600, default=12),
                 "explorer_tx_url": s.text(

@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 # (the watcher re-checks the cursor under a row lock), so a lock that lapses under load costs nothing.
 LOCK_SECONDS = 5
 LOCK_RENEW_SECONDS = 1
+MAX_PASSES_PER_TASK = 10  # back-to-back passes one task may run for heads announced while it scanned
 
 
 @lru_cache(maxsize=1)
@@ -65,15 +66,26 @@ def chain_scan_lock(chain_pk: int) -> Iterator[bool]:
 
 @shared_task(acks_late=True, ignore_result=True)
 def scan_chain_task(chain_pk: int) -> None:
-    """One pass over one chain; a Redis lock keeps it to one scanner per chain across all workers."""
+    """One pass over one chain; a Redis lock keeps it to one scanner per chain across all workers.
+
+    A task that finds the lock taken leaves a "scan again" mark, and the holder runs one more pass
+    when it finishes: a head announced mid-scan is read at once, not at the next tick.
+    """
+    again = f"stablepay:scan-again:{chain_pk}"
     with chain_scan_lock(chain_pk) as held:
         if not held:
+            _redis().set(again, 1, ex=LOCK_SECONDS)
             return
-        chain = Chain.objects.get(pk=chain_pk)
-        try:
-            watcher.scan_chain(chain=chain, reader=watcher.reader_for(chain))
-        except ChainError as exc:
-            watcher.record_error(chain, exc)
+        for _ in range(MAX_PASSES_PER_TASK):
+            _redis().delete(again)
+            chain = Chain.objects.get(pk=chain_pk)
+            try:
+                watcher.scan_chain(chain=chain, reader=watcher.reader_for(chain))
+            except ChainError as exc:
+                watcher.record_error(chain, exc)
+                return
+            if not _redis().exists(again):
+                return
 
 
 @shared_task(acks_late=True, ignore_result=True)

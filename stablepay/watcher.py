@@ -339,6 +339,11 @@ def scan_once(*, now: datetime | None = None, reader_factory: object = None) -> 
             results.append(scan_chain(chain=chain, reader=reader, now=now))
         except ChainError as exc:
             record_error(chain, exc, now=now)
+    housekeeping(now=now)
+    return results
+
+
+def housekeeping(*, now: datetime | None = None) -> None:
+    """What a pass does besides scanning: the expiry sweep, then the webhooks that are due."""
     services.payment_requests_expire(now=now)
     webhooks.deliver_due(now=now)
-    return results

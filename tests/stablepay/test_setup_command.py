@@ -50,6 +50,7 @@ BAD_CASES = [
     (lambda d: d["chains"][0].update(chain_id="x"), "chains[0].chain_id"),
     (lambda d: d["chains"][0].update(rpc_urls=[]), "chains[0].rpc_urls"),
     (lambda d: d["chains"][0].update(confirmations=0), "chains[0].confirmations"),
+    (lambda d: d["chains"][0].update(ws_url="http://127.0.0.1:8545"), "chains[0].ws_url"),
     (lambda d: d["tokens"][0].update(address="0x123"), "tokens[0].address"),
     (lambda d: d["tokens"][0].update(currency="EUR"), "tokens[0].currency"),
     (lambda d: d["tokens"][1].update(decimals=99), "tokens[1].decimals"),

@@ -163,6 +163,7 @@ class Command(BaseCommand):
                     "chain_id": 31337,
                     "name": "Local Anvil",
                     "rpc_urls": [rpc_url],
+                    "ws_url": rpc_url.replace("http://", "ws://"),
                     "confirmations": 3,
                     "block_time_seconds": 1,
                     "explorer_tx_url": None,

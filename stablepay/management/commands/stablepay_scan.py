@@ -1,26 +1,32 @@
-"""`manage.py stablepay_scan [--once]`: the embedded watcher (scan, expire, deliver webhooks)."""
+"""`manage.py stablepay_scan [--once | --dispatch]`: the embedded watcher (scan, expire, deliver webhooks)."""
 
 from __future__ import annotations
 
-import logging
-import time
+import signal
+import threading
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import close_old_connections
 
 from stablepay import watcher
-
-logger = logging.getLogger(__name__)
+from stablepay.watch_loop import WatchLoop
 
 
 class Command(BaseCommand):
-    help = "Scan every chain once (--once) or forever, expiring requests and delivering webhooks."
+    help = (
+        "Scan every chain once (--once) or forever: at each new head announced on a chain's ws_url, and "
+        "every --interval seconds as the fallback, expiring requests and delivering webhooks."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--once", action="store_true", help="one full pass, then exit 0")
         parser.add_argument("--interval", type=float, default=settings.STABLEPAY["SCAN_INTERVAL_SECONDS"])
+        parser.add_argument(
+            "--dispatch",
+            action="store_true",
+            help="Celery mode: only forward new heads to the workers as scan tasks (beat polls and sweeps)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["once"]:
@@ -30,15 +36,18 @@ class Command(BaseCommand):
                     f"{result.recorded} transfers recorded, {result.orphaned} orphaned"
                 )
             return
-        self.stdout.write(f"stablepay watcher: scanning every {options['interval']} s (Ctrl-C stops)")
+        dispatch = None
+        if options["dispatch"]:
+            from stablepay.tasks import scan_chain_task
+
+            dispatch = scan_chain_task.delay
+        stop = threading.Event()
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        mode = "forwarding new heads to Celery" if dispatch else f"scanning on each new head or {options['interval']} s"
+        self.stdout.write(f"stablepay watcher: {mode} (Ctrl-C stops)")
         try:
-            while True:
-                started = time.monotonic()
-                try:
-                    watcher.scan_once()
-                except Exception:  # the loop must survive a bad pass; the next one retries
-                    logger.exception("scan pass failed")
-                close_old_connections()
-                time.sleep(max(0.0, options["interval"] - (time.monotonic() - started)))
+            WatchLoop(interval=options["interval"], dispatch=dispatch).run(stop)
         except KeyboardInterrupt:
-            self.stdout.write("stablepay watcher stopped")
+            stop.set()
+        self.stdout.write("stablepay watcher stopped")
