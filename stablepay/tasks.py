@@ -6,15 +6,17 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from functools import lru_cache
 
 import redis
 from celery import shared_task
 from django.conf import settings
+from django.utils import timezone
 
 from stablepay import services, watcher, webhooks
 from stablepay.chain.reader import ChainError
-from stablepay.models import Chain
+from stablepay.models import Chain, Cursor
 
 logger = logging.getLogger(__name__)
 
@@ -90,8 +92,14 @@ def scan_chain_task(chain_pk: int) -> None:
 
 @shared_task(acks_late=True, ignore_result=True)
 def scan_all_chains_task() -> None:
-    """The beat tick: fan out one scan per chain, then the expiry sweep and due webhooks."""
-    for chain_pk in Chain.objects.values_list("pk", flat=True):
+    """The beat tick: fan out one scan per chain, then the expiry sweep and due webhooks.
+
+    A chain scanned within the last half interval is skipped: a newHeads follower (`stablepay_scan
+    --dispatch`) just did it, and the poll is only the fallback.
+    """
+    fresh = timezone.now() - timedelta(seconds=settings.STABLEPAY["SCAN_INTERVAL_SECONDS"] / 2)
+    just_scanned = Cursor.objects.filter(last_scan_at__gt=fresh).values("chain_id")
+    for chain_pk in Chain.objects.exclude(pk__in=just_scanned).values_list("pk", flat=True):
         scan_chain_task.delay(chain_pk)
     expire_requests_task.delay()
     deliver_webhooks_task.delay()

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
 import pytest
 import redis
@@ -140,3 +141,23 @@ def test_a_head_announced_mid_scan_gets_one_more_pass(local_chain: LocalChain, m
     tasks.scan_chain_task(chain_pk)
     assert len(passes) == 2
     assert not tasks._redis().exists(f"stablepay:scan-again:{chain_pk}")
+
+
+def test_the_beat_poll_skips_a_chain_a_follower_just_scanned(
+    local_chain: LocalChain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.utils import timezone
+
+    from stablepay import tasks
+    from stablepay.models import Cursor
+
+    queued: list[int] = []
+    monkeypatch.setattr(tasks.scan_chain_task, "delay", queued.append)
+    monkeypatch.setattr(tasks.expire_requests_task, "delay", lambda: None)
+    monkeypatch.setattr(tasks.deliver_webhooks_task, "delay", lambda: None)
+    local_chain.scan()  # creates the cursor, stamped now
+    tasks.scan_all_chains_task()
+    assert queued == []
+    Cursor.objects.update(last_scan_at=timezone.now() - timedelta(seconds=10))
+    tasks.scan_all_chains_task()
+    assert queued == [local_chain.chain.pk]
