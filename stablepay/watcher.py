@@ -313,6 +313,10 @@ def scan_chain(*, chain: Chain, reader: ChainReader, now: datetime | None = None
     else:
         Cursor.objects.filter(chain=chain).update(scanned_block=head.number)
         result.scanned = head.number
+    # The tip just read agrees with this pass's own head (the hits there were checked against it):
+    # a chain with confirmations = 1 pays in the same pass.
+    if Block.objects.filter(chain=chain, number=head.number, hash=head.hash).exists():
+        verified.add(head.number)
     result.touched |= _confirm(chain, reader, head, verified)
     # Every request whose transfers changed was flagged in the same transaction as the change, so a
     # worker killed before this point leaves the flags behind and the next pass reconciles them.

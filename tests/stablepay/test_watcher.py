@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from stablepay import services, watcher
-from stablepay.models import Merchant, PaymentRequest, Transfer
+from stablepay.models import Chain, Merchant, PaymentRequest, Transfer
 from stablepay.signals import payment_request_status_changed
 from tests.conftest import LocalChain, create_request
 
@@ -148,3 +148,13 @@ def test_watched_among_matches_any_case_and_drops_unwatched(merchant: Merchant) 
     found = watcher.watched_among(asked, now=timezone.now())
     assert found == {r.pay_to.lower(): r.pk for r in requests[:4]}
     assert watcher.watched_among([], now=timezone.now()) == {}
+
+
+def test_with_one_confirmation_the_pass_that_sees_the_payment_pays(local_chain: LocalChain, merchant: Merchant) -> None:
+    Chain.objects.filter(chain_id=31337).update(confirmations=1)
+    request = new_request(merchant)
+    local_chain.scan()
+    local_chain.pay(request.pay_to, 100_000_000)  # mines the block: it is the head at the next pass
+    local_chain.scan()
+    assert status(request) == ("paid", "")
+    assert Transfer.objects.get().state == "confirmed"
