@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+from collections.abc import Sequence
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -43,7 +44,12 @@ def bench_merchant() -> Any:
 
 
 def open_requests(
-    count: int, start_index: int, merchant: Any, token: Any, rng: random.Random, addresses: list[str] | None = None
+    count: int,
+    start_index: int,
+    merchant: Any,
+    token: Any,
+    rng: random.Random,
+    addresses: Sequence[str] | None = None,
 ) -> list[str]:
     """Bulk-insert `count` open requests paying `addresses` (random ones by default); their deposit addresses."""
     from django.utils import timezone
@@ -71,3 +77,19 @@ def open_requests(
         )
     PaymentRequest.objects.bulk_create(rows, batch_size=5_000)
     return [row.pay_to for row in rows]
+
+
+def scratch_postgres(name: str) -> str:
+    """A fresh, empty PostgreSQL database `name` on the local server (or a throwaway one); its URL."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    from tests.support.services import postgres_url
+
+    server = urlsplit(postgres_url())
+    admin = urlunsplit(server._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return urlunsplit(server._replace(path=f"/{name}"))

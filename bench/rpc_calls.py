@@ -32,7 +32,7 @@ BALANCE_OF = "0x70a08231"
 def anvil_mine(url: str, blocks: int) -> None:
     import requests
 
-    body = {"jsonrpc": "2.0", "id": 1, "method": "anvil_mine", "params": [hex(blocks)]}
+    body: dict[str, Any] = {"jsonrpc": "2.0", "id": 1, "method": "anvil_mine", "params": [hex(blocks)]}
     answer = requests.post(url, json=body, timeout=300).json()
     if "error" in answer:
         raise RuntimeError(f"anvil_mine: {answer['error']}")

@@ -3,7 +3,8 @@
     python -m bench.run            # every benchmark
     python -m bench.run P2         # only some; the others keep their last results in latest.json
 
-Each figure is measured in the same run as its baseline. Scratch files go to bench/results/tmp/.
+Each benchmark runs in its own process, and each figure is measured in the same run as its baseline.
+Scratch files go to bench/results/tmp/.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -22,6 +24,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 LATEST_JSON = RESULTS / "latest.json"
 LATEST_MD = RESULTS / "latest.md"
 BUDGET_S = 15 * 60
+RECORD = "[bench-record] "
 
 
 def _p1() -> dict[str, Any]:
@@ -36,7 +39,19 @@ def _p2() -> dict[str, Any]:
     return ingest.bench()
 
 
-BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {"P1": _p1, "P2": _p2}
+def _p3() -> dict[str, Any]:
+    from bench import latency
+
+    return latency.bench()
+
+
+def _p6() -> dict[str, Any]:
+    from bench import memory
+
+    return memory.bench()
+
+
+BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {"P1": _p1, "P2": _p2, "P3": _p3, "P6": _p6}
 
 
 def machine() -> dict[str, Any]:
@@ -95,7 +110,29 @@ def render(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _in_child(key: str) -> dict[str, Any]:
+    """Run one benchmark in a fresh interpreter (each configures Django on its own database) and take
+    its record from the last line of its output; the lines before it are passed through."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bench.run", "--child", key], stdout=subprocess.PIPE, text=True, cwd=Path.cwd()
+    )
+    assert child.stdout is not None
+    last = ""
+    for line in child.stdout:
+        if line.startswith(RECORD):
+            last = line[len(RECORD) :]
+        else:
+            print(line, end="", flush=True)
+    if child.wait() != 0 or not last:
+        raise SystemExit(f"[bench] {key} failed (exit {child.returncode})")
+    result: dict[str, Any] = json.loads(last)
+    return result
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--child"]:
+        print(RECORD + json.dumps(BENCHMARKS[argv[1]]()), flush=True)
+        return 0
     selected = [a.upper() for a in argv] or list(BENCHMARKS)
     unknown = [s for s in selected if s not in BENCHMARKS]
     if unknown:
@@ -109,7 +146,7 @@ def main(argv: list[str]) -> int:
     t0 = time.monotonic()
     for key in selected:
         print(f"[bench] {key} ...", flush=True)
-        result = BENCHMARKS[key]()
+        result = _in_child(key)
         result["date"] = date
         doc["results"][key] = result
         print(f"[bench] {key}: {result['figure']} (met: {result['met']}, {result['seconds']:.0f} s)", flush=True)

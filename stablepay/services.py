@@ -7,6 +7,8 @@ timeline event, the webhook outbox row and the store's signal together.
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -27,6 +29,7 @@ from stablepay.models import (
     Resolution,
     Status,
     Token,
+    Transfer,
     TransferState,
 )
 from stablepay.money import DEFAULT_FX, FxError, fx_ratio, quote
@@ -147,7 +150,11 @@ def _record(
 
 
 def _locked(request_id: UUID | str) -> PaymentRequest:
-    return PaymentRequest.objects.select_for_update().select_related("token__chain", "merchant").get(pk=request_id)
+    return (
+        PaymentRequest.objects.select_for_update(of=("self",))
+        .select_related("token__chain", "merchant")
+        .get(pk=request_id)
+    )
 
 
 def _facts(request: PaymentRequest) -> reconcile.RequestFacts:
@@ -166,7 +173,9 @@ def chain_head(chain: Chain) -> int | None:
     return cursor.head_block if cursor is not None else None
 
 
-def _transfer_facts(request: PaymentRequest, required: int) -> list[reconcile.TransferFacts]:
+def _transfer_facts(
+    request: PaymentRequest, transfers: Iterable[Transfer], required: int
+) -> list[reconcile.TransferFacts]:
     return [
         reconcile.TransferFacts(
             amount_base_units=int(t.amount_base_units),
@@ -180,35 +189,59 @@ def _transfer_facts(request: PaymentRequest, required: int) -> list[reconcile.Tr
             orphaned=t.state == TransferState.ORPHANED,
             reviewed=t.reviewed,
         )
-        for t in request.transfers.select_related("chain__cursor")
+        for t in transfers
     ]
 
 
 def payment_request_reconcile(*, request_id: UUID | str, now: datetime | None = None) -> PaymentRequest:
     """Apply the reconciliation rules to the request's transfers and write what changed."""
+    [request] = payment_requests_reconcile(request_ids=[request_id], now=now)
+    return request
+
+
+def payment_requests_reconcile(
+    *, request_ids: Iterable[UUID | str], now: datetime | None = None
+) -> list[PaymentRequest]:
+    """`payment_request_reconcile` for several requests in one transaction: the rows are locked (in id
+    order) and their transfers read in one query each, then each request is decided and written alone."""
     now = now or timezone.now()
     with transaction.atomic():
-        request = _locked(request_id)
-        required = max(request.token.chain.confirmations, 1)
-        decision = reconcile.decide(_facts(request), _transfer_facts(request, required), now=now, required=required)
-        paid_changed = int(request.amount_paid_base_units) != decision.amount_paid_base_units
-        request.amount_paid_base_units = Decimal(decision.amount_paid_base_units)
-        was_pending, request.reconcile_pending = request.reconcile_pending, False
-        if not decision.changes(_facts(request)):
-            if paid_changed or was_pending:
-                request.save(update_fields=["amount_paid_base_units", "reconcile_pending", "updated_at"])
-            return request
-        previous = request.status
-        request.status, request.exception = decision.status, decision.exception
-        if request.status == Status.PAID and request.paid_at is None:
-            request.paid_at = now
-        request.save()
-        webhook_type = WEBHOOK_TYPE_BY_STATUS.get(Status(request.status)) if request.status != previous else None
-        if request.status == previous and request.exception:
-            webhook_type = "needs_review"
-        _record(request, note=decision.reason, actor="watcher", now=now, webhook_type=webhook_type, previous=previous)
-        logger.info("payment request %s: %s -> %s %s", request.pk, previous, request.status, request.exception)
+        requests = list(
+            PaymentRequest.objects.select_for_update(of=("self",))
+            .select_related("token__chain", "merchant")
+            .filter(pk__in=list(request_ids))
+            .order_by("pk")
+        )
+        transfers: dict[UUID, list[Transfer]] = defaultdict(list)
+        for transfer in Transfer.objects.filter(payment_request__in=requests).select_related("chain__cursor"):
+            if transfer.payment_request_id is not None:
+                transfers[transfer.payment_request_id].append(transfer)
+        return [_reconcile_locked(request, transfers[request.pk], now) for request in requests]
+
+
+def _reconcile_locked(request: PaymentRequest, transfers: list[Transfer], now: datetime) -> PaymentRequest:
+    required = max(request.token.chain.confirmations, 1)
+    decision = reconcile.decide(
+        _facts(request), _transfer_facts(request, transfers, required), now=now, required=required
+    )
+    paid_changed = int(request.amount_paid_base_units) != decision.amount_paid_base_units
+    request.amount_paid_base_units = Decimal(decision.amount_paid_base_units)
+    was_pending, request.reconcile_pending = request.reconcile_pending, False
+    if not decision.changes(_facts(request)):
+        if paid_changed or was_pending:
+            request.save(update_fields=["amount_paid_base_units", "reconcile_pending", "updated_at"])
         return request
+    previous = request.status
+    request.status, request.exception = decision.status, decision.exception
+    if request.status == Status.PAID and request.paid_at is None:
+        request.paid_at = now
+    request.save()
+    webhook_type = WEBHOOK_TYPE_BY_STATUS.get(Status(request.status)) if request.status != previous else None
+    if request.status == previous and request.exception:
+        webhook_type = "needs_review"
+    _record(request, note=decision.reason, actor="watcher", now=now, webhook_type=webhook_type, previous=previous)
+    logger.info("payment request %s: %s -> %s %s", request.pk, previous, request.status, request.exception)
+    return request
 
 
 def payment_requests_expire(*, now: datetime | None = None) -> int:

@@ -6,17 +6,15 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from functools import lru_cache
 
 import redis
 from celery import shared_task
 from django.conf import settings
-from django.utils import timezone
 
 from stablepay import services, watcher, webhooks
 from stablepay.chain.reader import ChainError
-from stablepay.models import Chain, Cursor
+from stablepay.models import Chain
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +25,7 @@ logger = logging.getLogger(__name__)
 LOCK_SECONDS = 5
 LOCK_RENEW_SECONDS = 1
 MAX_PASSES_PER_TASK = 10  # back-to-back passes one task may run for heads announced while it scanned
+_FOLLOWED = "stablepay:followed:{}"
 
 
 @lru_cache(maxsize=1)
@@ -94,15 +93,21 @@ def scan_chain_task(chain_pk: int) -> None:
 def scan_all_chains_task() -> None:
     """The beat tick: fan out one scan per chain, then the expiry sweep and due webhooks.
 
-    A chain scanned within the last half interval is skipped: a newHeads follower (`stablepay_scan
-    --dispatch`) just did it, and the poll is only the fallback.
+    A chain whose newHeads follower (`stablepay_scan --dispatch`) announced a head lately is skipped:
+    each head already brings a scan, and the poll is only the fallback for when the socket goes quiet.
     """
-    fresh = timezone.now() - timedelta(seconds=settings.STABLEPAY["SCAN_INTERVAL_SECONDS"] / 2)
-    just_scanned = Cursor.objects.filter(last_scan_at__gt=fresh).values("chain_id")
-    for chain_pk in Chain.objects.exclude(pk__in=just_scanned).values_list("pk", flat=True):
-        scan_chain_task.delay(chain_pk)
+    for chain_pk in Chain.objects.values_list("pk", flat=True):
+        if not _redis().exists(_FOLLOWED.format(chain_pk)):
+            scan_chain_task.delay(chain_pk)
     expire_requests_task.delay()
     deliver_webhooks_task.delay()
+
+
+def forward_head(chain: Chain) -> None:
+    """What the follower does with a new head: mark the chain followed for three block times (the beat
+    poll stands down meanwhile) and enqueue its scan."""
+    _redis().set(_FOLLOWED.format(chain.pk), 1, ex=max(3, 3 * chain.block_time_seconds))
+    scan_chain_task.delay(chain.pk)
 
 
 @shared_task(acks_late=True, ignore_result=True)

@@ -2,10 +2,11 @@
 block, and poll on the scan interval as the fallback.
 
 Chains with a `ws_url` get a newHeads follower (stablepay.chain.heads); a head wakes the loop, which
-scans that chain at once. A chain not scanned for a whole interval (no socket, a dropped or a silent
-one) is polled. Embedded, the loop scans in-process and also runs the expiry sweep and the webhook
-deliveries every interval. With `dispatch`, it only forwards heads to the Celery workers as
-`scan_chain_task`, and Celery beat keeps the polling and the housekeeping.
+scans that chain at once. A chain is polled when it was not scanned for an interval, or, while its
+follower is connected, for three block times (a dropped or silent socket costs latency, never a
+block). Embedded, the loop scans in-process and also runs the expiry sweep and the webhook deliveries
+every interval. With `dispatch` (tasks.forward_head), it only forwards heads to the Celery workers,
+and Celery beat keeps the fallback polling and the housekeeping.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ STOP_CHECK_S = 0.5
 
 
 class WatchLoop:
-    def __init__(self, *, interval: float, dispatch: Callable[[int], object] | None = None) -> None:
+    def __init__(self, *, interval: float, dispatch: Callable[[Chain], object] | None = None) -> None:
         self.interval = interval
-        self.dispatch = dispatch  # e.g. scan_chain_task.delay; None: scan in this process
+        self.dispatch = dispatch  # e.g. tasks.forward_head; None: scan in this process
         self.wakeups: queue.Queue[int] = queue.Queue()
         self.chains: dict[int, Chain] = {}
         self.followers: dict[int, HeadFollower] = {}
@@ -58,16 +59,22 @@ class WatchLoop:
                 follower.join(timeout=2)
             connection.close()
 
+    def _poll_period(self, chain_pk: int) -> float:
+        follower = self.followers.get(chain_pk)
+        if follower is not None and follower.connected.is_set():
+            return max(self.interval, 3.0 * self.chains[chain_pk].block_time_seconds)
+        return self.interval
+
     def _next_poll(self) -> float:
         if self.dispatch is not None or not self.chains:
             return float("inf")
-        return min(self.last_scan.get(pk, 0.0) for pk in self.chains) + self.interval
+        return min(self.last_scan.get(pk, 0.0) + self._poll_period(pk) for pk in self.chains)
 
     def _poll_due(self) -> set[int]:
         if self.dispatch is not None:
             return set()
         now = time.monotonic()
-        return {pk for pk in self.chains if now - self.last_scan.get(pk, 0.0) >= self.interval}
+        return {pk for pk in self.chains if now - self.last_scan.get(pk, 0.0) >= self._poll_period(pk)}
 
     def _wait(self, until: float) -> set[int]:
         """The chains announced a head before `until` (monotonic), all of them once the first arrives."""
@@ -88,10 +95,10 @@ class WatchLoop:
     def _scan(self, chain_pk: int) -> None:
         self.last_scan[chain_pk] = time.monotonic()
         self.passes += 1
-        if self.dispatch is not None:
-            self.dispatch(chain_pk)
-            return
         chain = self.chains[chain_pk]
+        if self.dispatch is not None:
+            self.dispatch(chain)
+            return
         try:
             watcher.scan_chain(chain=chain, reader=watcher.reader_for(chain))
         except ChainError as exc:

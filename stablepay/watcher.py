@@ -157,6 +157,14 @@ def _record_hits(
     blocks: Mapping[int, BlockRef],
 ) -> tuple[int, set[UUID]]:
     """Upsert each hit once; a log seen again after a reorg is revived in place, never duplicated."""
+    hits = list(hits)
+    known = {
+        (t.tx_hash, t.log_index): t
+        for t in Transfer.objects.filter(chain=chain, tx_hash__in={hit.tx_hash for hit in hits}).only(
+            "pk", "tx_hash", "log_index", "state", "block_hash"
+        )
+    }
+    new: list[Transfer] = []
     recorded, touched = 0, set()
     for hit in hits:
         fields = {
@@ -169,15 +177,16 @@ def _record_hits(
             "to_address": to_checksum_address(hit.to_address),
             "amount_base_units": Decimal(hit.value),
         }
-        existing = Transfer.objects.filter(chain=chain, tx_hash=hit.tx_hash, log_index=hit.log_index).first()
+        existing = known.get((hit.tx_hash, hit.log_index))
         if existing is None:
-            Transfer.objects.create(chain=chain, tx_hash=hit.tx_hash, log_index=hit.log_index, **fields)
+            new.append(Transfer(chain=chain, tx_hash=hit.tx_hash, log_index=hit.log_index, **fields))
         elif existing.state == TransferState.ORPHANED or existing.block_hash != hit.block_hash:
             Transfer.objects.filter(pk=existing.pk).update(state=TransferState.SEEN, **fields)
         else:
             continue
         recorded += 1
         touched.add(watched[hit.to_address])
+    Transfer.objects.bulk_create(new)  # the unique (chain, tx_hash, log_index) still guards against doubles
     for block in blocks.values():
         Block.objects.update_or_create(
             chain=chain, number=block.number, defaults={"hash": block.hash, "timestamp": _aware(block.timestamp)}
@@ -256,13 +265,16 @@ def _scan_range(
     result.scanned = scanned
 
 
-def _confirm(chain: Chain, reader: ChainReader, head: BlockRef, verified: set[int]) -> set[UUID]:
-    """Promote seen transfers to confirmed once deep enough, only in blocks whose hash was just re-checked."""
+def _confirmed_depth(chain: Chain, reader: ChainReader, head: BlockRef) -> int:
+    """The highest block whose transfers count as confirmed: `confirmations` deep, or the finalized tag."""
     if chain.use_finalized_tag:
         finalized = reader.finalized()
-        depth_ok = finalized.number if finalized is not None else -1
-    else:
-        depth_ok = head.number - chain.confirmations + 1
+        return finalized.number if finalized is not None else -1
+    return head.number - chain.confirmations + 1
+
+
+def _confirm(chain: Chain, depth_ok: int, verified: set[int]) -> set[UUID]:
+    """Promote seen transfers to confirmed once deep enough, only in blocks whose hash was just re-checked."""
     ready = Transfer.objects.filter(
         chain=chain, state=TransferState.SEEN, block_number__lte=depth_ok, block_number__in=verified
     )
@@ -317,12 +329,14 @@ def scan_chain(*, chain: Chain, reader: ChainReader, now: datetime | None = None
     # a chain with confirmations = 1 pays in the same pass.
     if Block.objects.filter(chain=chain, number=head.number, hash=head.hash).exists():
         verified.add(head.number)
-    result.touched |= _confirm(chain, reader, head, verified)
     # Every request whose transfers changed was flagged in the same transaction as the change, so a
-    # worker killed before this point leaves the flags behind and the next pass reconciles them.
-    pending = PaymentRequest.objects.filter(reconcile_pending=True).values_list("pk", flat=True)
-    for request_id in sorted(pending):
-        services.payment_request_reconcile(request_id=request_id, now=now)
+    # worker killed before this point leaves the flags behind and the next pass reconciles them. The
+    # confirmations and the reconciliations commit together: one commit per pass, not one per request.
+    depth_ok = _confirmed_depth(chain, reader, head)
+    with transaction.atomic():
+        result.touched |= _confirm(chain, depth_ok, verified)
+        pending = PaymentRequest.objects.filter(reconcile_pending=True).values_list("pk", flat=True)
+        services.payment_requests_reconcile(request_ids=list(pending), now=now)
     _prune_blocks(chain, head)
     Cursor.objects.filter(chain=chain).update(head_block=head.number, last_scan_at=now, last_error=result.warning)
     return result

@@ -7,7 +7,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 
 import pytest
 import redis
@@ -107,14 +106,14 @@ def test_dispatch_mode_forwards_heads_and_never_scans_itself(local_chain: LocalC
     Chain.objects.filter(chain_id=31337).update(ws_url=ws_url(local_chain.anvil))
     chain_pk = Chain.objects.get(chain_id=31337).pk
     request = create_request(merchant, amount="10.00")
-    forwarded: list[int] = []
+    forwarded: list[Chain] = []
     loop = WatchLoop(interval=600, dispatch=forwarded.append)
     with running(loop):
         assert wait_for(lambda: loop.followers and next(iter(loop.followers.values())).connected.is_set(), 10)
         local_chain.pay(request.pay_to, request_due(request))
         local_chain.mine(1)
         assert wait_for(lambda: len(forwarded) >= 2, 5)
-    assert set(forwarded) == {chain_pk}
+    assert {chain.pk for chain in forwarded} == {chain_pk}
     assert status(request) == "open"  # the Celery workers scan, not the follower
 
 
@@ -143,21 +142,25 @@ def test_a_head_announced_mid_scan_gets_one_more_pass(local_chain: LocalChain, m
     assert not tasks._redis().exists(f"stablepay:scan-again:{chain_pk}")
 
 
-def test_the_beat_poll_skips_a_chain_a_follower_just_scanned(
+def test_the_beat_poll_stands_down_while_a_follower_announces_heads(
     local_chain: LocalChain, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from django.utils import timezone
-
     from stablepay import tasks
-    from stablepay.models import Cursor
 
+    monkeypatch.setattr(tasks, "_redis", lambda: redis.Redis.from_url(redis_url()))
     queued: list[int] = []
     monkeypatch.setattr(tasks.scan_chain_task, "delay", queued.append)
     monkeypatch.setattr(tasks.expire_requests_task, "delay", lambda: None)
     monkeypatch.setattr(tasks.deliver_webhooks_task, "delay", lambda: None)
-    local_chain.scan()  # creates the cursor, stamped now
+    chain = local_chain.chain
+    followed = f"stablepay:followed:{chain.pk}"
+    tasks._redis().delete(followed)
     tasks.scan_all_chains_task()
-    assert queued == []
-    Cursor.objects.update(last_scan_at=timezone.now() - timedelta(seconds=10))
+    assert queued == [chain.pk]  # nobody follows the chain: the beat polls it
+    tasks.forward_head(chain)
+    assert queued == [chain.pk, chain.pk] and 0 < tasks._redis().ttl(followed) <= 3 * chain.block_time_seconds + 3
     tasks.scan_all_chains_task()
-    assert queued == [local_chain.chain.pk]
+    assert queued == [chain.pk, chain.pk]  # a head came lately: the head's own scan is enough
+    tasks._redis().delete(followed)  # three block times without a head
+    tasks.scan_all_chains_task()
+    assert queued == [chain.pk, chain.pk, chain.pk]

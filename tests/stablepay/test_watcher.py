@@ -98,28 +98,32 @@ def test_the_first_scan_starts_at_the_registered_head(local_chain: LocalChain, m
     assert result.scanned == result.head and chain.cursor.scanned_block == result.head
 
 
-def test_a_worker_killed_between_confirming_and_reconciling_loses_nothing(
+def test_a_worker_killed_before_reconciling_loses_nothing(
     local_chain: LocalChain, merchant: Merchant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     request = new_request(merchant)
     local_chain.scan()
-    local_chain.pay(request.pay_to, 100_000_000)
-    local_chain.scan()
-    local_chain.mine(2)
-    real = services.payment_request_reconcile
+    real = services.payment_requests_reconcile
 
     def killed(**kwargs: object) -> None:
         raise SystemExit("worker killed")
 
-    monkeypatch.setattr(services, "payment_request_reconcile", killed)
+    monkeypatch.setattr(services, "payment_requests_reconcile", killed)
+    local_chain.pay(request.pay_to, 100_000_000)
     with pytest.raises(SystemExit):
-        local_chain.scan()  # the transfer is committed as confirmed, then the process dies
-    assert Transfer.objects.get().state == "confirmed"
-    assert status(request) == ("confirming", "")
-    monkeypatch.setattr(services, "payment_request_reconcile", real)
-    local_chain.scan()  # no new block: the pending flag alone brings the request up to date
+        local_chain.scan()  # the transfer is committed with the cursor and the flag, then the process dies
+    assert Transfer.objects.get().state == "seen"
+    assert status(request) == ("open", "")
+    local_chain.mine(3)
+    with pytest.raises(SystemExit):
+        local_chain.scan()  # dies again: the confirmation rolls back with the reconciliation it belongs to
+    assert Transfer.objects.get().state == "seen"
+    monkeypatch.setattr(services, "payment_requests_reconcile", real)
+    local_chain.scan()  # the pending flag alone brings the request up to date
     assert status(request) == ("paid", "")
+    assert Transfer.objects.get().state == "confirmed"
     assert not PaymentRequest.objects.filter(reconcile_pending=True).exists()
+    assert list(request.events.values_list("status", flat=True).order_by("pk")) == ["open", "paid"]
 
 
 def test_a_payment_first_seen_after_a_long_outage_is_still_confirmed(

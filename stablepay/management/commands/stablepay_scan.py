@@ -38,9 +38,9 @@ class Command(BaseCommand):
             return
         dispatch = None
         if options["dispatch"]:
-            from stablepay.tasks import scan_chain_task
+            from stablepay.tasks import forward_head
 
-            dispatch = scan_chain_task.delay
+            dispatch = forward_head
         stop = threading.Event()
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
