@@ -13,6 +13,7 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TMP = REPO_ROOT / "bench/results/tmp"
+BATCH = 5_000
 
 
 def setup_django(database_url: str | None = None, *, sqlite_name: str = "bench") -> None:
@@ -57,9 +58,9 @@ def open_requests(
     from stablepay.models import PaymentRequest
 
     now = timezone.now()
-    rows = []
-    for i in range(count):
-        rows.append(
+    out: list[str] = []
+    for first in range(0, count, BATCH):  # in batches: the objects of one batch at a time in memory
+        rows = [
             PaymentRequest(
                 merchant=merchant,
                 token=token,
@@ -74,9 +75,11 @@ def open_requests(
                 expires_at=now + timedelta(hours=2),
                 watch_until=now + timedelta(days=7),
             )
-        )
-    PaymentRequest.objects.bulk_create(rows, batch_size=5_000)
-    return [row.pay_to for row in rows]
+            for i in range(first, min(count, first + BATCH))
+        ]
+        PaymentRequest.objects.bulk_create(rows)
+        out += [row.pay_to for row in rows]
+    return out
 
 
 def scratch_postgres(name: str) -> str:

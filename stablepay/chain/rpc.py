@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
 import requests
 
 from stablepay.chain.reader import TRANSFER_TOPIC, BlockRef, ChainError, Keep, RangeTooLarge, TransferLog
@@ -38,6 +39,12 @@ def _hash32(value: Any) -> str:
     if not isinstance(value, str) or not _HEX32.match(value):
         raise ChainError(f"expected a 32-byte hash, got {value!r:.80}")
     return value.lower()
+
+
+def parse_answer(body: bytes) -> Any:
+    """A JSON-RPC answer body, parsed with orjson (twice json's speed on getLogs answers; bench P2).
+    Raises ValueError on malformed JSON, and on integers past 64 bits, which JSON-RPC never sends."""
+    return orjson.loads(body)
 
 
 def decode_block(raw: Any) -> BlockRef | None:
@@ -124,7 +131,7 @@ class RpcChainReader:
         if response.status_code != 200:
             raise ChainError(f"{url}: HTTP {response.status_code}")
         try:
-            return json.loads(response.content)
+            return parse_answer(response.content)
         except ValueError as exc:
             raise ChainError(f"{url}: malformed JSON") from exc
 
