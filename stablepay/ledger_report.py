@@ -30,7 +30,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from stablepay import reconcile, services
-from stablepay.bulk_reconcile import decisions_sql
+from stablepay.bulk_reconcile import _tune, decisions_sql
 from stablepay.models import PaymentRequest, Status, Transfer, TransferState
 
 CHECKS = (
@@ -85,10 +85,22 @@ def _transfers_sql(chain_id: int | None) -> str:
 
 
 def _duplicates_sql(chain_id: int | None) -> str:
-    where = "WHERE chain_id = (SELECT id FROM stablepay_chain WHERE chain_id = %(chain_id)s)" if chain_id else ""
-    return f"""SELECT COALESCE(sum(n - 1), 0)::bigint, (array_agg(ids ORDER BY ids))[1:%(n)s] FROM (
-        SELECT count(*) AS n, string_agg(id::text, ',' ORDER BY id) AS ids FROM stablepay_transfer {where}
-        GROUP BY chain_id, lower(tx_hash), log_index HAVING count(*) > 1) g"""
+    """Twins can only differ in the case of the hash (the unique constraint covers the exact one): start from
+    the rows not in lower case (a cheap scan; none when the watcher writes lower case), add their lower-case
+    twins through that unique index, and group."""
+    where = "AND chain_id = (SELECT id FROM stablepay_chain WHERE chain_id = %(chain_id)s)" if chain_id else ""
+    return f"""WITH odd AS (
+        SELECT id, chain_id, lower(tx_hash) AS h, log_index FROM stablepay_transfer
+        WHERE tx_hash <> lower(tx_hash) {where}
+    ), members AS (
+        SELECT id, chain_id, h, log_index FROM odd
+        UNION
+        SELECT t.id, t.chain_id, t.tx_hash, t.log_index FROM (SELECT DISTINCT chain_id, h, log_index FROM odd) k
+        JOIN stablepay_transfer t ON t.chain_id = k.chain_id AND t.tx_hash = k.h AND t.log_index = k.log_index
+    )
+    SELECT COALESCE(sum(n - 1), 0)::bigint, (array_agg(ids ORDER BY ids))[1:%(n)s] FROM (
+        SELECT count(*) AS n, string_agg(id::text, ',' ORDER BY id) AS ids FROM members
+        GROUP BY chain_id, h, log_index HAVING count(*) > 1) g"""
 
 
 def ledger_report(*, now: datetime | None = None, chain_id: int | None = None, sample: int = 10) -> dict[str, Any]:
@@ -98,7 +110,7 @@ def ledger_report(*, now: datetime | None = None, chain_id: int | None = None, s
         return ledger_report_per_row(now=now, chain_id=chain_id, sample=sample)
     params = {"now": now, "chain_id": chain_id, "n": sample}
     with transaction.atomic(), connection.cursor() as cur:
-        cur.execute("SET LOCAL work_mem = '256MB'")
+        _tune(cur)
         cur.execute(_requests_sql(chain_id), params)
         row = list(cur.fetchone())
         requests, by_status, rest = row[0], row[1 : 1 + len(Status)], row[1 + len(Status) :]

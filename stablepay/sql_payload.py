@@ -17,11 +17,8 @@ _PLACEHOLDER = UUID(int=0)
 
 def iso(expr: str) -> str:
     """`_iso`: ISO 8601 in UTC with a Z, microseconds only when there are any, NULL stays NULL."""
-    utc = f"(({expr}) AT TIME ZONE 'UTC')"
-    return (
-        f"(to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN mod(extract(microseconds FROM ({expr})), 1000000)"
-        f" <> 0 THEN to_char({utc}, '.US') ELSE '' END || 'Z')"
-    )
+    stamp = f"to_char(({expr}) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US')"
+    return f"replace({stamp} || 'Z', '.000000Z', 'Z')"
 
 
 def token_amount(base_units: str, decimals: str) -> str:
