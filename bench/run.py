@@ -36,7 +36,13 @@ def _p2() -> dict[str, Any]:
     return ingest.bench()
 
 
-BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {"P1": _p1, "P2": _p2}
+def _p5() -> dict[str, Any]:
+    from bench import reconcile_scale
+
+    return reconcile_scale.bench()
+
+
+BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {"P1": _p1, "P2": _p2, "P5": _p5}
 
 
 def machine() -> dict[str, Any]:

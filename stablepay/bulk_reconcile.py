@@ -21,6 +21,7 @@ as the per-row service does. Both are sent inside the pass's transaction.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -166,6 +167,12 @@ class SweepResult:
     transitions: Counter[str] = field(default_factory=Counter)
     sample: list[str] = field(default_factory=list)
     per_row: bool = False
+    seconds: dict[str, float] = field(default_factory=dict)  # per phase: decide, update, events, ...
+
+    def lap(self, phase: str, started: float) -> float:
+        now = time.perf_counter()
+        self.seconds[phase] = round(self.seconds.get(phase, 0) + now - started, 3)
+        return now
 
     @property
     def rows_written(self) -> int:
@@ -183,6 +190,7 @@ class SweepResult:
             "transitions": dict(sorted(self.transitions.items())),
             "sample": self.sample,
             "per_row": self.per_row,
+            "phase_seconds": self.seconds,
         }
 
 
@@ -197,6 +205,8 @@ def payment_requests_reconcile_all(
     if connection.vendor != "postgresql":
         return _per_row(now=now, chain_id=chain_id, dry_run=dry_run, sample=sample)
     params: dict[str, Any] = {"now": now, "chain_id": chain_id}
+    result = SweepResult()
+    started = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cur:
         _tune(cur)
         cur.execute(_DROP)  # left over when an outer transaction ran a pass before
@@ -208,7 +218,6 @@ def payment_requests_reconcile_all(
                OR d.reconcile_pending""",
             params,
         )
-        result = SweepResult()
         cur.execute(
             "SELECT count(*) FROM stablepay_paymentrequest r"
             + (
@@ -225,8 +234,11 @@ def payment_requests_reconcile_all(
             cur.execute(_DROP)
             return result
         cur.execute("ANALYZE stablepay_sweep")
-        _apply(cur, now, result, sample)
+        _apply(cur, now, result, result.lap("decide", started), sample)
         cur.execute(_DROP)
+        started = time.perf_counter()
+    result.lap("commit", started)
+    logger.info("status pass: %s", result.as_dict())
     return result
 
 
@@ -237,7 +249,7 @@ def _tune(cur: Any) -> None:
     cur.execute("SET LOCAL jit = off")
 
 
-def _apply(cur: Any, now: datetime, result: SweepResult, sample: int) -> None:
+def _apply(cur: Any, now: datetime, result: SweepResult, started: float, sample: int) -> None:
     """Write the decisions, then the events, the webhooks and the signals of the rows actually written."""
     cur.execute(
         f"""CREATE TEMP TABLE stablepay_sweep_applied ON COMMIT DROP AS
@@ -261,6 +273,7 @@ def _apply(cur: Any, now: datetime, result: SweepResult, sample: int) -> None:
     wanted, applied = cur.fetchone()
     result.skipped = wanted - applied
     _summarize(cur, result, "stablepay_sweep_applied", sample)
+    started = result.lap("update", started)
     cur.execute(
         """INSERT INTO stablepay_event (payment_request_id, at, status, exception, note, actor)
         SELECT id, %(now)s, new_status, new_exception, reason, 'watcher' FROM stablepay_sweep_applied
@@ -268,6 +281,7 @@ def _apply(cur: Any, now: datetime, result: SweepResult, sample: int) -> None:
         {"now": now},
     )
     result.events = cur.rowcount
+    started = result.lap("events", started)
     before, after = sql_payload.checkout_url_parts()
     request_json = sql_payload.payment_request_json("r", "tk", "c")
     cur.execute(
@@ -292,6 +306,7 @@ def _apply(cur: Any, now: datetime, result: SweepResult, sample: int) -> None:
         },
     )
     result.webhooks = cur.rowcount
+    started = result.lap("webhooks", started)
     if result.webhooks and settings.REDIS_URL:  # Celery mode: deliver right after commit, not at the next tick
         from stablepay.tasks import deliver_webhooks_task
 
@@ -305,7 +320,7 @@ def _apply(cur: Any, now: datetime, result: SweepResult, sample: int) -> None:
         for pk, previous, status, exception, paid_at in cur.fetchall()
     ]
     result.signals = _announce(changes)
-    logger.info("status pass: %s", result.as_dict())
+    result.lap("signals", started)
 
 
 def _summarize(cur: Any, result: SweepResult, table: str, sample: int) -> None:
