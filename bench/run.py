@@ -45,13 +45,19 @@ def _p3() -> dict[str, Any]:
     return latency.bench()
 
 
+def _p5() -> dict[str, Any]:
+    from bench import reconcile_scale
+
+    return reconcile_scale.bench()
+
+
 def _p6() -> dict[str, Any]:
     from bench import memory
 
     return memory.bench()
 
 
-BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {"P1": _p1, "P2": _p2, "P3": _p3, "P6": _p6}
+BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {"P1": _p1, "P2": _p2, "P3": _p3, "P5": _p5, "P6": _p6}
 
 
 def machine() -> dict[str, Any]:

@@ -174,8 +174,10 @@ def chain_head(chain: Chain) -> int | None:
 
 
 def _transfer_facts(
-    request: PaymentRequest, transfers: Iterable[Transfer], required: int
+    request: PaymentRequest, required: int, transfers: Iterable[Transfer] | None = None
 ) -> list[reconcile.TransferFacts]:
+    if transfers is None:
+        transfers = request.transfers.select_related("chain__cursor")
     return [
         reconcile.TransferFacts(
             amount_base_units=int(t.amount_base_units),
@@ -222,7 +224,7 @@ def payment_requests_reconcile(
 def _reconcile_locked(request: PaymentRequest, transfers: list[Transfer], now: datetime) -> PaymentRequest:
     required = max(request.token.chain.confirmations, 1)
     decision = reconcile.decide(
-        _facts(request), _transfer_facts(request, transfers, required), now=now, required=required
+        _facts(request), _transfer_facts(request, required, transfers), now=now, required=required
     )
     paid_changed = int(request.amount_paid_base_units) != decision.amount_paid_base_units
     request.amount_paid_base_units = Decimal(decision.amount_paid_base_units)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.test import Client
@@ -12,7 +12,7 @@ from django.utils import timezone
 from shop.models import Order, Product, Storefront
 from stablepay.models import PaymentRequest, Status, Token
 from stablepay.services import payment_request_cancel
-from stablepay.signals import payment_request_status_changed
+from stablepay.signals import StatusChange, payment_request_status_changed, payment_requests_status_changed
 
 pytestmark = pytest.mark.django_db
 
@@ -72,3 +72,27 @@ def test_stablepay_cancel_cancels_the_order(placed: Order) -> None:
     payment_request_cancel(request_id=placed.payment_request_id, actor="merchant")
     placed.refresh_from_db()
     assert placed.status == Order.Status.CANCELED
+
+
+def _announce_batch(*changes: tuple[Order, str, datetime | None]) -> None:
+    """What stablepay's set-based status pass sends: one call for a batch of changes."""
+    payment_requests_status_changed.send(
+        sender=PaymentRequest,
+        changes=[
+            StatusChange(order.payment_request_id, Status.CONFIRMING, status, "", paid_at, "watcher")
+            for order, status, paid_at in changes
+        ],
+    )
+
+
+def test_a_batch_moves_each_order_once(placed: Order) -> None:
+    when = timezone.now() - timedelta(minutes=2)
+    _announce_batch((placed, Status.PAID, when), (placed, Status.EXPIRED, None))
+    placed.refresh_from_db()
+    assert placed.status == Order.Status.PAID and placed.paid_at == when
+    _announce_batch((placed, Status.PAID, timezone.now()))  # delivered again: nothing changes
+    placed.refresh_from_db()
+    assert placed.paid_at == when
+    _announce_batch((placed, Status.REFUNDED, None))
+    placed.refresh_from_db()
+    assert placed.status == Order.Status.REFUNDED and placed.paid_at == when

@@ -1,0 +1,136 @@
+"""Ledgers for the set-based pass and report tests: three chains, five tokens, three merchants, and
+random requests with random transfers (exact, partial, over, late, wrong token, seen, orphaned, reviewed)
+in every status, built straight through the ORM (no chain needed)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from stablepay.models import Chain, Cursor, Event, Merchant, PaymentRequest, Token, Transfer
+
+NOW = datetime(2026, 11, 25, 12, 0, 0, 123456, tzinfo=UTC)
+STATUS_EXCEPTIONS = {
+    "open": [""],
+    "confirming": [""],
+    "paid": ["", "", "", "overpaid", "wrong_token", "reorged", "held"],
+    "expired": [""],
+    "needs_review": ["underpaid", "late", "wrong_token", "reorged", "held"],
+    "refunded": [""],
+    "canceled": [""],
+}
+
+# What ops can have done: resolve only closes an exception (accept -> paid, refund -> refunded or paid,
+# void -> canceled); a live request has no resolution.
+RESOLUTIONS = {
+    "open": [""],
+    "confirming": [""],
+    "paid": ["", "", "accept", "refund"],
+    "expired": [""],
+    "needs_review": ["", "", "accept", "refund"],
+    "refunded": ["refund"],
+    "canceled": ["", "void"],
+}
+
+
+@dataclass
+class World:
+    tokens: list[Token]
+    merchants: list[Merchant]
+
+
+def make_world() -> World:
+    templated = Chain.objects.create(
+        chain_id=1, name="One", confirmations=3, explorer_tx_url="https://one.example/tx/{tx}?x=1"
+    )
+    plain = Chain.objects.create(chain_id=2, name="Two", confirmations=12, explorer_tx_url="https://two.example/tx//")
+    Chain.objects.create(chain_id=3, name="Three", confirmations=1)  # no explorer, no cursor yet
+    Cursor.objects.create(chain=templated, scanned_block=1_000, head_block=1_000)
+    Cursor.objects.create(chain=plain, scanned_block=5_000, head_block=5_000)
+    three = Chain.objects.get(chain_id=3)
+    tokens = [
+        Token.objects.create(chain=templated, address="0x" + "a1" * 20, symbol="HKDX", decimals=6, currency="HKD"),
+        Token.objects.create(chain=templated, address="0x" + "a2" * 20, symbol="USDC", decimals=6, currency="USD"),
+        Token.objects.create(chain=plain, address="0x" + "b1" * 20, symbol="HKDW", decimals=18, currency="HKD"),
+        Token.objects.create(chain=plain, address="0x" + "b2" * 20, symbol="USDT", decimals=0, currency="USD"),
+        Token.objects.create(chain=three, address="0x" + "c1" * 20, symbol="HKDZ", decimals=2, currency="HKD"),
+    ]
+    merchants = [
+        Merchant.objects.create(
+            slug="hooked",
+            name="Hooked",
+            xpub="xpub-a",
+            api_key_hash="a" * 64,
+            payment_tolerance_percent=Decimal("0.5"),
+            webhook_url="https://hooks.example/stablepay",
+            webhook_secret="s" * 32,
+        ),
+        Merchant.objects.create(slug="exact", name="Exact", xpub="xpub-b", api_key_hash="b" * 64),
+        Merchant.objects.create(
+            slug="loose",
+            name="Loose",
+            xpub="xpub-c",
+            api_key_hash="c" * 64,
+            payment_tolerance_percent=Decimal("2.37"),
+            webhook_url="https://loose.example/h",
+        ),
+    ]
+    return World(tokens, merchants)
+
+
+def random_ledger(world: World, rng: random.Random, n: int) -> None:
+    log = 0
+    for i in range(n):
+        token = rng.choice(world.tokens)
+        merchant = rng.choice(world.merchants)
+        due = rng.choice([1, 7, 100_000_000, 123_456_789, 10**21 + 7])
+        status = rng.choice(list(STATUS_EXCEPTIONS))
+        created = NOW - timedelta(minutes=rng.randint(1, 60), microseconds=rng.choice([0, rng.randint(1, 999_999)]))
+        expires = NOW + timedelta(minutes=rng.choice([-30, -1, 1, 30]))
+        request = PaymentRequest.objects.create(
+            merchant=merchant,
+            token=token,
+            order_reference=f"R-{i}",
+            amount=Decimal(rng.randint(1, 99_999)) / 100,
+            currency="HKD",
+            rate=rng.choice([Decimal("1"), Decimal("0.128205128205128205"), Decimal("7.8"), Decimal("100")]),
+            amount_due_base_units=Decimal(due),
+            amount_paid_base_units=Decimal(rng.choice([0, 0, due, due // 2])),
+            pay_to="0x" + f"{i:040x}",
+            derivation_index=i,
+            status=status,
+            exception=rng.choice(STATUS_EXCEPTIONS[status]),
+            resolution=rng.choice(RESOLUTIONS[status]),
+            metadata=rng.choice([{}, {"order": i, "note": "茶餐廳", "nested": {"a": [1, 2]}}]),
+            created_at=created,
+            expires_at=expires,
+            paid_at=rng.choice([None, created + timedelta(seconds=5)]) if status == "paid" else None,
+            watch_until=expires + timedelta(days=7),
+            reconcile_pending=rng.random() < 0.2,
+        )
+        Event.objects.create(payment_request=request, at=created, status=status, note="created", actor="api")
+        siblings = [t for t in world.tokens if t.chain_id == token.chain_id]
+        for _ in range(rng.choice([0, 1, 1, 1, 2, 3])):
+            log += 1
+            paid_with = token if rng.random() < 0.85 else rng.choice(siblings)
+            head = 1_000 if token.chain.chain_id == 1 else 5_000
+            amount = rng.choice(
+                [due, due, due // 2, due * 2, due - due // 400, due + due // 40, 0, max(due - due // 100, 0)]
+            )
+            Transfer.objects.create(
+                chain=token.chain,
+                token=paid_with,
+                payment_request=request,
+                tx_hash="0x" + f"{log:064x}",
+                log_index=log,  # unique per block, as on a chain: the payload orders by (block, log index)
+                block_number=head - rng.randint(0, 20),
+                block_hash="0x" + f"{log + 7:064x}",
+                block_timestamp=expires + timedelta(seconds=rng.choice([-120, -1, 0, 1, 120])),
+                from_address="0x" + "f" * 40,
+                to_address=request.pay_to,
+                amount_base_units=Decimal(amount),
+                state=rng.choice(["seen", "confirmed", "confirmed", "confirmed", "orphaned"]),
+                reviewed=rng.random() < 0.2,
+            )
