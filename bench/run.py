@@ -159,6 +159,7 @@ def main(argv: list[str]) -> int:
     doc.update(date=date, machine=machine(), seconds=round(time.monotonic() - t0, 1), selected=selected)
     LATEST_JSON.write_text(json.dumps(doc, indent=2) + "\n")
     LATEST_MD.write_text(render(doc))
+    print(render(doc))
     print(f"[bench] wrote {LATEST_JSON.relative_to(Path.cwd())} and {LATEST_MD.name} in {doc['seconds']:.0f} s")
     if doc["seconds"] > BUDGET_S:
         print(f"[bench] over the {BUDGET_S // 60}-minute budget", file=sys.stderr)
