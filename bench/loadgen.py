@@ -1,7 +1,10 @@
 """A small, bounded HTTP/1.1 load generator for the API benchmarks: asyncio on raw sockets.
 
-C concurrent connections, each sending its next request as soon as the previous answer is read
-(closed loop), until exactly N requests have been answered. Every request body is built by the caller
+C concurrent connections share N requests. Closed loop (no rate): a connection sends its next request
+as soon as the previous answer is read, so the server runs flat out and, by Little's law, latency ~=
+C / throughput. Paced (rate R): request i is due at start + i/R and is sent by the first free
+connection once due; its latency counts from when it was due, so time spent waiting for a free
+connection (a server slower than R) is counted too (no coordinated omission). Every request body is built by the caller
 (so order references and Idempotency-Keys can be unique). Keep-alive is used when the server allows
 it; when it answers `Connection: close` (gunicorn's sync workers) the next request opens a new
 connection, and that connect time is part of the measured latency: it is what a client sees.
@@ -24,6 +27,7 @@ from typing import Any
 HOST = "127.0.0.1"
 MAX_REQUESTS = 100_000
 MAX_CONCURRENCY = 64
+MAX_RATE = 10_000.0
 TIMEOUT_S = 30.0
 
 
@@ -96,7 +100,12 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool, bytes
 
 
 async def _run(
-    port: int, total: int, concurrency: int, make_request: Callable[[int], bytes], expected_status: int
+    port: int,
+    total: int,
+    concurrency: int,
+    make_request: Callable[[int], bytes],
+    expected_status: int,
+    rate: float | None,
 ) -> LoadResult:
     result = LoadResult(requests=total, concurrency=concurrency, seconds=0.0, client_cpu_s=0.0)
     next_index = 0
@@ -109,7 +118,13 @@ async def _run(
             i = next_index
             next_index += 1
             payload = make_request(i)
-            t0 = time.perf_counter()
+            if rate:
+                due = start + i / rate
+                if (wait := due - time.perf_counter()) > 0:
+                    await asyncio.sleep(wait)
+                t0 = due
+            else:
+                t0 = time.perf_counter()
             try:
                 if writer is None:
                     reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), TIMEOUT_S)
@@ -133,17 +148,28 @@ async def _run(
         if writer is not None:
             writer.close()
 
-    cpu0, t0 = time.process_time(), time.perf_counter()
+    cpu0, start = time.process_time(), time.perf_counter()
     await asyncio.gather(*(connection_loop() for _ in range(concurrency)))
-    result.seconds = time.perf_counter() - t0
+    result.seconds = time.perf_counter() - start
     result.client_cpu_s = time.process_time() - cpu0
     return result
 
 
 def run(
-    *, port: int, total: int, concurrency: int, make_request: Callable[[int], bytes], expected_status: int = 200
+    *,
+    port: int,
+    total: int,
+    concurrency: int,
+    make_request: Callable[[int], bytes],
+    expected_status: int = 200,
+    rate: float | None = None,
 ) -> LoadResult:
-    """Send `total` requests to 127.0.0.1:port over `concurrency` connections; request i is make_request(i)."""
+    """Send `total` requests to 127.0.0.1:port over `concurrency` connections; request i is make_request(i).
+
+    rate: requests per second for a paced run; None runs closed loop (as fast as the server answers).
+    """
     if not (0 < total <= MAX_REQUESTS and 0 < concurrency <= MAX_CONCURRENCY):
         raise ValueError(f"bounded load only: 1..{MAX_REQUESTS} requests, 1..{MAX_CONCURRENCY} connections")
-    return asyncio.run(_run(port, total, concurrency, make_request, expected_status))
+    if rate is not None and not 0 < rate <= MAX_RATE:
+        raise ValueError(f"bounded load only: a rate of at most {MAX_RATE} requests per second")
+    return asyncio.run(_run(port, total, concurrency, make_request, expected_status, rate))
