@@ -83,10 +83,11 @@ def payment_request_create(
 ) -> tuple[PaymentRequest, bool]:
     """Quote the amount in the token and hand out a fresh deposit address. Returns (request, created).
 
-    The merchant row is locked from the index allocation to the end of the transaction, so every
-    request of that merchant queues there: everything that does not need the index is done before it.
-    An Idempotency-Key is checked by its unique constraint, not by a read first: a reused key makes
-    the insert fail (rolling back the index too), and then the earlier request is answered.
+    Every checkout of a merchant queues on its row lock while an index is allocated: without an
+    outer transaction (the API) the allocation commits on its own before the request is written,
+    so the lock is held for one UPDATE (see allocate_index). An Idempotency-Key is checked by its
+    unique constraint, not by a read first: a reused key makes the insert fail, and then the earlier
+    request is answered.
     """
     now = now or timezone.now()
     try:
@@ -113,10 +114,10 @@ def payment_request_create(
         expires_at=expires_at,
         watch_until=expires_at + LATE_WATCH,
     )
+    request.derivation_index = allocate_index(merchant)  # its own short transaction unless the caller has one
+    request.pay_to = derive_address(merchant.xpub, request.derivation_index)
     try:
         with transaction.atomic():
-            request.derivation_index = allocate_index(merchant)  # the merchant row is locked from here
-            request.pay_to = derive_address(merchant.xpub, request.derivation_index)
             request.save(force_insert=True)
             _record(request, note="created", actor=actor, now=now, webhook_type="created", created=True)
     except IntegrityError:
