@@ -61,9 +61,13 @@ TARGET_P50_MS = 15.0
 TARGET_P99_MS = 60.0
 TARGET_RPS = 300.0
 TARGET_RATIO = 0.5
-# 2 cores: sync workers, one request at a time per process (no GIL sharing), 2 x cores + 1 of them so
-# a worker waiting on PostgreSQL leaves the CPU to another. Measured alternatives are in the notes.
-GUNICORN = os.environ.get("P4_GUNICORN", "--worker-class sync --workers 5").split()
+# 2 cores: sync workers (gunicorn's default, one request at a time per process, no GIL sharing; behind a
+# buffering proxy in production). A create spends ~3/4 of its time on the CPU (Python) and ~1/4 waiting
+# for PostgreSQL, which needs the same 2 cores: 3 busy workers keep both cores busy, a 4th covers the
+# waits; more only add switching. Tried here (a shared, noisy machine): sync 3, 4, 5 and gthread 2x3 were
+# within the noise of each other for our endpoint; gthread's keep-alive mostly speeds up the floor.
+# P4_GUNICORN overrides it to try others.
+GUNICORN = os.environ.get("P4_GUNICORN", "--worker-class sync --workers 4").split()
 MNEMONIC = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about"
 API_KEY = "bench-p4-key-" + "0123456789abcdef" * 2
 TOKEN_ADDRESS = "0x" + "4b" * 20
