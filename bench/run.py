@@ -45,6 +45,12 @@ def _p3() -> dict[str, Any]:
     return latency.bench()
 
 
+def _p4() -> dict[str, Any]:
+    from bench import checkout_api
+
+    return checkout_api.bench()
+
+
 def _p5() -> dict[str, Any]:
     from bench import reconcile_scale
 
@@ -57,7 +63,7 @@ def _p6() -> dict[str, Any]:
     return memory.bench()
 
 
-BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {"P1": _p1, "P2": _p2, "P3": _p3, "P5": _p5, "P6": _p6}
+BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {"P1": _p1, "P2": _p2, "P3": _p3, "P4": _p4, "P5": _p5, "P6": _p6}
 
 
 def machine() -> dict[str, Any]:

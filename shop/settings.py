@@ -162,6 +162,8 @@ STABLEPAY = {
     "RPC_TIMEOUT_SECONDS": env.float("STABLEPAY_RPC_TIMEOUT", default=10.0),
     # Four-eyes: a refund of more than this (HKD-equivalent) needs a second ops user's approval.
     "FOUR_EYES_REFUND_ABOVE_HKD": env.str("STABLEPAY_FOUR_EYES_ABOVE_HKD", default="1000.00"),
+    # Tokens and FX rates are cached per process for this long (0: off); see stablepay/refdata.py.
+    "REFERENCE_CACHE_SECONDS": env.float("STABLEPAY_REFERENCE_CACHE_SECONDS", default=5.0),
     # Used for checkout_url where no HTTP request is at hand (webhooks, the watcher).
     "BASE_URL": env.str("STABLEPAY_BASE_URL", default="http://127.0.0.1:8000"),
 }

@@ -11,19 +11,19 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 from uuid import UUID
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from stablepay import reconcile, webhooks
+from stablepay import reconcile, refdata, webhooks
 from stablepay.addresses import allocate_index, derive_address
 from stablepay.errors import Conflict, InvalidInput
 from stablepay.models import (
     Chain,
     Event,
-    FxRate,
     Merchant,
     PaymentRequest,
     Resolution,
@@ -32,7 +32,7 @@ from stablepay.models import (
     Transfer,
     TransferState,
 )
-from stablepay.money import DEFAULT_FX, FxError, fx_ratio, quote
+from stablepay.money import FxError, fx_ratio, quote
 from stablepay.signals import payment_request_status_changed
 
 logger = logging.getLogger(__name__)
@@ -48,20 +48,25 @@ WEBHOOK_TYPE_BY_STATUS = {
 
 
 def fx_rates() -> dict[tuple[str, str], Decimal]:
-    rates = dict(DEFAULT_FX)
-    for base, quote_ccy, rate in FxRate.objects.values_list("base", "quote", "rate"):
-        rates.pop((quote_ccy, base), None)
-        rates[(base, quote_ccy)] = rate
-    return rates
+    """The FX table as it is now in the database (checkout quotes use refdata's cached copy)."""
+    return refdata.load_fx_rates()
 
 
 def token_for_quote(*, chain_id: int, symbol: str) -> Token:
-    if not Chain.objects.filter(chain_id=chain_id).exists():
-        raise InvalidInput("chain_id", f"no registered chain with id {chain_id}")
-    token = Token.objects.select_related("chain").filter(chain__chain_id=chain_id, symbol=symbol, active=True).first()
+    token = refdata.active_token(chain_id=chain_id, symbol=symbol)
     if token is None:
+        if not Chain.objects.filter(chain_id=chain_id).exists():
+            raise InvalidInput("chain_id", f"no registered chain with id {chain_id}")
         raise InvalidInput("token", f"{symbol!r} is not a registered token on chain {chain_id}")
     return token
+
+
+def _ratio(currency: str, token_currency: str) -> Fraction:
+    """The exact FX ratio, from the cached rates table."""
+    try:
+        return fx_ratio(currency, token_currency, refdata.fx_rates())
+    except FxError as exc:
+        raise InvalidInput("currency", str(exc)) from exc
 
 
 def payment_request_create(
@@ -79,42 +84,47 @@ def payment_request_create(
     now: datetime | None = None,
     actor: str = "api",
 ) -> tuple[PaymentRequest, bool]:
-    """Quote the amount in the token and hand out a fresh deposit address. Returns (request, created)."""
+    """Quote the amount in the token and hand out a fresh deposit address. Returns (request, created).
+
+    Every checkout of a merchant queues on its row lock while an index is allocated: without an
+    outer transaction (the API) the allocation commits on its own before the request is written,
+    so the lock is held for one UPDATE (see allocate_index). An Idempotency-Key is checked by its
+    unique constraint, not by a read first: a reused key makes the insert fail, and then the earlier
+    request is answered.
+    """
     now = now or timezone.now()
-    if idempotency_key:
-        existing = _replay(merchant, idempotency_key, fingerprint)
-        if existing is not None:
-            return existing, False
-    token = token_for_quote(chain_id=chain_id, symbol=token_symbol)
     try:
-        ratio = fx_ratio(currency, token.currency, fx_rates())
-    except FxError as exc:
-        raise InvalidInput("currency", str(exc)) from exc
-    priced = quote(amount, ratio, token.decimals)
+        token = token_for_quote(chain_id=chain_id, symbol=token_symbol)
+        priced = quote(amount, _ratio(currency, token.currency), token.decimals)
+    except InvalidInput:
+        # The first call with this key may have been valid then (a token since deactivated): replay it.
+        if idempotency_key and (existing := _replay(merchant, idempotency_key, fingerprint)) is not None:
+            return existing, False
+        raise
     expires_at = now + timedelta(minutes=expiry_minutes or merchant.expiry_minutes)
+    request = PaymentRequest(
+        merchant=merchant,
+        token=token,
+        order_reference=order_reference,
+        amount=amount,
+        currency=currency,
+        rate=priced.rate,
+        amount_due_base_units=priced.amount_due_base_units,
+        metadata=metadata or {},
+        idempotency_key=idempotency_key,
+        request_fingerprint=fingerprint,
+        created_at=now,
+        expires_at=expires_at,
+        watch_until=expires_at + LATE_WATCH,
+    )
+    request.derivation_index = allocate_index(merchant)  # its own short transaction unless the caller has one
+    request.pay_to = derive_address(merchant.xpub, request.derivation_index)
     try:
         with transaction.atomic():
-            index = allocate_index(merchant)
-            request = PaymentRequest.objects.create(
-                merchant=merchant,
-                token=token,
-                order_reference=order_reference,
-                amount=amount,
-                currency=currency,
-                rate=priced.rate,
-                amount_due_base_units=priced.amount_due_base_units,
-                pay_to=derive_address(merchant.xpub, index),
-                derivation_index=index,
-                metadata=metadata or {},
-                idempotency_key=idempotency_key,
-                request_fingerprint=fingerprint,
-                created_at=now,
-                expires_at=expires_at,
-                watch_until=expires_at + LATE_WATCH,
-            )
-            _record(request, note="created", actor=actor, now=now, webhook_type="created")
+            request.save(force_insert=True)
+            _record(request, note="created", actor=actor, now=now, webhook_type="created", created=True)
     except IntegrityError:
-        if idempotency_key:  # a concurrent call with the same key won the race
+        if idempotency_key:  # the key was used before, or by a concurrent call that won the race
             existing = _replay(merchant, idempotency_key, fingerprint)
             if existing is not None:
                 return existing, False
@@ -123,19 +133,42 @@ def payment_request_create(
 
 
 def _replay(merchant: Merchant, key: str, fingerprint: str) -> PaymentRequest | None:
-    existing = PaymentRequest.objects.filter(merchant=merchant, idempotency_key=key).first()
+    existing = (
+        PaymentRequest.objects.select_related("token__chain").filter(merchant=merchant, idempotency_key=key).first()
+    )
     if existing is not None and existing.request_fingerprint != fingerprint:
         raise Conflict("Idempotency-Key", "this key was already used with a different request body")
     return existing
 
 
+def _known(request: PaymentRequest, relation: str, rows: list[Any]) -> None:
+    """Fill Django's prefetch cache for a relation whose rows this transaction just wrote.
+
+    `payment_request_data` then builds the answer (and the webhook payload) without reading them back.
+    """
+    queryset = getattr(request, relation).get_queryset()
+    queryset._result_cache = rows
+    queryset._prefetch_done = True
+    request.__dict__.setdefault("_prefetched_objects_cache", {})[relation] = queryset
+
+
 def _record(
-    request: PaymentRequest, *, note: str, actor: str, now: datetime, webhook_type: str | None, previous: str = ""
+    request: PaymentRequest,
+    *,
+    note: str,
+    actor: str,
+    now: datetime,
+    webhook_type: str | None,
+    previous: str = "",
+    created: bool = False,
 ) -> None:
     """Append the timeline event, queue the webhook and tell the store, inside the caller's transaction."""
-    Event.objects.create(
+    event = Event.objects.create(
         payment_request=request, at=now, status=request.status, exception=request.exception, note=note, actor=actor
     )
+    if created:  # a new request's whole history: this event and no transfer
+        _known(request, "transfers", [])
+        _known(request, "events", [event])
     if webhook_type:
         webhooks.enqueue(request, event_type=webhook_type, now=now)
     if previous and previous != request.status:

@@ -1,4 +1,7 @@
-"""API key authentication: `Authorization: Bearer <key>`; keys are stored as SHA-256 hashes only."""
+"""API key authentication: `Authorization: Bearer <key>`; keys are stored as SHA-256 hashes only.
+
+The key -> merchant lookup is cached per process for a few seconds (stablepay.refdata).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
+from stablepay import refdata
 from stablepay.models import Merchant
 
 
@@ -39,7 +43,7 @@ class MerchantApiKeyAuthentication(BaseAuthentication):
         scheme, _, key = header.partition(" ")
         if scheme != self.keyword or not key.strip():
             raise AuthenticationFailed("Authorization must be 'Bearer <api key>'")
-        merchant = Merchant.objects.filter(api_key_hash=hash_api_key(key.strip())).first()
+        merchant = refdata.merchant_by_api_key_hash(hash_api_key(key.strip()))
         if merchant is None:
             raise AuthenticationFailed("invalid API key")
         return MerchantPrincipal(merchant), merchant

@@ -213,10 +213,21 @@ def event_data(event: Event) -> dict[str, Any]:
     }
 
 
+def _prefetched(request: PaymentRequest, relation: str) -> bool:
+    return relation in getattr(request, "_prefetched_objects_cache", {})
+
+
 def payment_request_data(request: PaymentRequest, http_request: Request | None = None) -> dict[str, Any]:
+    """The payment request object. Transfers and timeline are read here unless already prefetched
+    (in their display order: transfers by block and log index, events by time), as for a request
+    just created, whose history is known."""
     token = request.token
     decimals = token.decimals
-    transfers = request.transfers.select_related("chain__cursor", "token").order_by("block_number", "log_index")
+    if _prefetched(request, "transfers"):
+        transfers = request.transfers.all()
+    else:
+        transfers = request.transfers.select_related("chain__cursor", "token").order_by("block_number", "log_index")
+    events = request.events.all() if _prefetched(request, "events") else request.events.order_by("at", "id")
     return {
         "id": str(request.pk),
         "status": request.status,
@@ -242,7 +253,7 @@ def payment_request_data(request: PaymentRequest, http_request: Request | None =
         "checkout_url": checkout_url(request, http_request),
         "metadata": request.metadata,
         "transfers": [transfer_data(t) for t in transfers],
-        "timeline": [event_data(e) for e in request.events.order_by("at", "id")],
+        "timeline": [event_data(e) for e in events],
     }
 
 

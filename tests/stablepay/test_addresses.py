@@ -56,3 +56,16 @@ def test_concurrent_checkouts_never_share_an_index(local_chain: LocalChain) -> N
     assert PaymentRequest.objects.values("pay_to").distinct().count() == 1000
     merchant.refresh_from_db()
     assert merchant.next_address_index == 1000
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_allocation_on_its_own_does_not_wait_for_the_disk_nor_change_the_session(local_chain: LocalChain) -> None:
+    from stablepay.addresses import allocate_index
+
+    merchant = Merchant.objects.get(slug="acme")
+    assert [allocate_index(merchant) for _ in range(3)] == [0, 1, 2]
+    with connection.cursor() as cursor:  # SET LOCAL: only the allocation's own transaction ran without fsync
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone() == ("on",)
+    merchant.refresh_from_db()
+    assert merchant.next_address_index == 3
