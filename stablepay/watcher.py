@@ -335,7 +335,7 @@ def scan_chain(*, chain: Chain, reader: ChainReader, now: datetime | None = None
     depth_ok = _confirmed_depth(chain, reader, head)
     with transaction.atomic():
         result.touched |= _confirm(chain, depth_ok, verified)
-        pending = PaymentRequest.objects.filter(reconcile_pending=True).values_list("pk", flat=True)
+        pending = PaymentRequest.objects.filter(reconcile_pending=True).order_by().values_list("pk", flat=True)
         services.payment_requests_reconcile(request_ids=list(pending), now=now)
     _prune_blocks(chain, head)
     Cursor.objects.filter(chain=chain).update(head_block=head.number, last_scan_at=now, last_error=result.warning)
