@@ -254,6 +254,10 @@ def _scan_range(
                 return
             recorded, touched = _record_hits(chain, tokens, watched, hits, blocks)
             _mark_pending(touched)
+            if touched and not _pays_at_first_sight(chain):
+                # Shoppers wait for this one: their payment is seen, committed with the range, before
+                # the pass turns to the confirmation bookkeeping of older payments.
+                services.payment_requests_reconcile(request_ids=touched, now=now)
             if len(logs) < GROW_BELOW_LOGS:
                 chunk = min(ceiling, chunk * 2)
             locked.scanned_block, locked.chunk_size = end, chunk
@@ -263,6 +267,11 @@ def _scan_range(
         result.recorded += recorded
         result.touched |= touched
     result.scanned = scanned
+
+
+def _pays_at_first_sight(chain: Chain) -> bool:
+    """One confirmation is enough: the same pass confirms the new transfers, so reconcile them once, then."""
+    return chain.confirmations <= 1 and not chain.use_finalized_tag
 
 
 def _confirmed_depth(chain: Chain, reader: ChainReader, head: BlockRef) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -98,32 +99,48 @@ def test_the_first_scan_starts_at_the_registered_head(local_chain: LocalChain, m
     assert result.scanned == result.head and chain.cursor.scanned_block == result.head
 
 
-def test_a_worker_killed_before_reconciling_loses_nothing(
+def test_a_worker_killed_while_reconciling_loses_nothing(
     local_chain: LocalChain, merchant: Merchant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     request = new_request(merchant)
     local_chain.scan()
-    real = services.payment_requests_reconcile
+    scanned = local_chain.chain.cursor.scanned_block
+    real, calls = services.payment_requests_reconcile, []
 
-    def killed(**kwargs: object) -> None:
-        raise SystemExit("worker killed")
+    def dies_on_first_and_third_call(**kwargs: Any) -> object:
+        calls.append(1)
+        if len(calls) in (1, 3):
+            raise SystemExit("worker killed")
+        return real(**kwargs)
 
-    monkeypatch.setattr(services, "payment_requests_reconcile", killed)
+    monkeypatch.setattr(services, "payment_requests_reconcile", dies_on_first_and_third_call)
     local_chain.pay(request.pay_to, 100_000_000)
     with pytest.raises(SystemExit):
-        local_chain.scan()  # the transfer is committed with the cursor and the flag, then the process dies
-    assert Transfer.objects.get().state == "seen"
-    assert status(request) == ("open", "")
+        local_chain.scan()  # dies reconciling the new range: the range rolls back, the cursor stays
+    assert not Transfer.objects.exists() and local_chain.chain.cursor.scanned_block == scanned
     local_chain.mine(3)
     with pytest.raises(SystemExit):
-        local_chain.scan()  # dies again: the confirmation rolls back with the reconciliation it belongs to
+        local_chain.scan()  # the range commits (seen, confirming), then it dies in the confirmation phase
     assert Transfer.objects.get().state == "seen"
-    monkeypatch.setattr(services, "payment_requests_reconcile", real)
-    local_chain.scan()  # the pending flag alone brings the request up to date
+    assert status(request) == ("confirming", "")
+    local_chain.scan()  # the block is re-checked, the transfer confirmed, the request paid
     assert status(request) == ("paid", "")
     assert Transfer.objects.get().state == "confirmed"
     assert not PaymentRequest.objects.filter(reconcile_pending=True).exists()
-    assert list(request.events.values_list("status", flat=True).order_by("pk")) == ["open", "paid"]
+    assert list(request.events.values_list("status", flat=True).order_by("pk")) == ["open", "confirming", "paid"]
+
+
+def test_a_flag_left_by_a_killed_pass_is_reconciled_by_the_next(
+    local_chain: LocalChain, merchant: Merchant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    request = new_request(merchant)
+    local_chain.scan()
+    local_chain.pay(request.pay_to, 100_000_000)
+    local_chain.scan()
+    PaymentRequest.objects.filter(pk=request.pk).update(reconcile_pending=True, status="open")  # as if killed
+    local_chain.scan()  # no new block: the pending flag alone brings the request up to date
+    assert status(request) == ("confirming", "")
+    assert not PaymentRequest.objects.filter(reconcile_pending=True).exists()
 
 
 def test_a_payment_first_seen_after_a_long_outage_is_still_confirmed(
