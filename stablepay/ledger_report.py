@@ -26,7 +26,7 @@ from fractions import Fraction
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
 from stablepay import reconcile, services
@@ -70,7 +70,10 @@ def _transfers_sql(chain_id: int | None) -> str:
             AND (t.token_id <> r.token_id
                  OR (t.block_timestamp >= r.expires_at AND r.status IN ('open', 'expired'))
                  OR r.status IN ('refunded', 'canceled'))""",
-        "misapplied_transfers": "lower(t.to_address) <> lower(r.pay_to) OR t.chain_id <> rt.chain_id",
+        # lower() only where the addresses differ as written (2 x 10^6 calls saved on a clean ledger).
+        "misapplied_transfers": (
+            "(t.to_address <> r.pay_to AND lower(t.to_address) <> lower(r.pay_to)) OR t.chain_id <> rt.chain_id"
+        ),
     }
     columns = ", ".join(
         f"count(*) FILTER (WHERE {cond}), (array_agg(t.id::text) FILTER (WHERE {cond}))[1:%(n)s]"
@@ -157,7 +160,10 @@ def ledger_report_per_row(
     """
     now = (now or timezone.now()).astimezone(UTC)
     found: dict[str, list[str]] = {name: [] for name in CHECKS}
-    requests: QuerySet[PaymentRequest] = PaymentRequest.objects.select_related("merchant", "token__chain__cursor")
+    # Each chunk of requests reads its transfers in one query (not one per request).
+    requests: QuerySet[PaymentRequest] = PaymentRequest.objects.select_related(
+        "merchant", "token__chain__cursor"
+    ).prefetch_related(Prefetch("transfers", queryset=Transfer.objects.select_related("chain__cursor")))
     transfers: QuerySet[Transfer] = Transfer.objects.select_related("payment_request__token")
     if chain_id is not None:
         requests = requests.filter(token__chain__chain_id=chain_id)
@@ -172,7 +178,7 @@ def ledger_report_per_row(
         by_status[request.status] += 1
         required = max(request.token.chain.confirmations, 1)
         facts = services._facts(request)
-        transfer_facts = services._transfer_facts(request, required)
+        transfer_facts = services._transfer_facts(request, required, request.transfers.all())
         decision = reconcile.decide(facts, transfer_facts, now=now, required=required)
         if decision.changes(facts):
             found["status_mismatch"].append(str(request.pk))

@@ -33,7 +33,9 @@ def checkout_url_parts() -> tuple[str, str]:
     return settings.STABLEPAY["BASE_URL"].rstrip("/") + before, after
 
 
-def _transfer(t: str) -> str:
+def transfer_json(t: str) -> str:
+    """One transfer of the object's `transfers`; joins `tt` (its token), `tc` (its chain), `tcu` (the chain's
+    cursor, LEFT JOIN) must be in scope."""
     return f"""jsonb_build_object(
         'tx_hash', {t}.tx_hash, 'log_index', {t}.log_index, 'block_number', {t}.block_number,
         'block_hash', {t}.block_hash, 'token', tt.symbol, 'token_address', tt.address,
@@ -47,12 +49,34 @@ def _transfer(t: str) -> str:
                              ELSE rtrim(tc.explorer_tx_url, '/') || '/' || {t}.tx_hash END)"""
 
 
-def payment_request_json(r: str, tk: str, c: str) -> str:
+TRANSFER_JOINS = """JOIN stablepay_token tt ON tt.id = t.token_id
+            JOIN stablepay_chain tc ON tc.id = t.chain_id
+            LEFT JOIN stablepay_cursor tcu ON tcu.chain_id = t.chain_id"""
+TRANSFER_ORDER = "t.block_number, t.log_index"
+EVENT_ORDER = "e.at, e.id"
+
+
+def event_json(e: str) -> str:
+    """One entry of the object's `timeline`."""
+    return f"""jsonb_build_object(
+        'at', {iso(f"{e}.at")}, 'status', {e}.status, 'exception', NULLIF({e}.exception, ''),
+        'note', {e}.note, 'actor', {e}.actor)"""
+
+
+def payment_request_json(r: str, tk: str, c: str, *, transfers: str | None = None, timeline: str | None = None) -> str:
     """The object for request alias `r`, its token `tk` and the token's chain `c`.
 
     Takes two query parameters, %(checkout_before)s and %(checkout_after)s (see `checkout_url_parts`).
-    Transfers and timeline are read as the statement sees them: write the timeline event first.
+    Transfers and timeline are read as the statement sees them: write the timeline event first. Without
+    `transfers` / `timeline` (jsonb arrays already aggregated, for many rows at once: `transfer_json`
+    and `event_json` in the writer's own GROUP BY), each is a subquery per row.
     """
+    if transfers is None:
+        transfers = f"""(SELECT jsonb_agg({transfer_json("t")} ORDER BY {TRANSFER_ORDER})
+            FROM stablepay_transfer t {TRANSFER_JOINS} WHERE t.payment_request_id = {r}.id)"""
+    if timeline is None:
+        timeline = f"""(SELECT jsonb_agg({event_json("e")} ORDER BY {EVENT_ORDER})
+            FROM stablepay_event e WHERE e.payment_request_id = {r}.id)"""
     return f"""jsonb_build_object(
         'id', {r}.id::text, 'status', {r}.status, 'exception', NULLIF({r}.exception, ''),
         'resolution', NULLIF({r}.resolution, ''), 'order_reference', {r}.order_reference,
@@ -69,15 +93,4 @@ def payment_request_json(r: str, tk: str, c: str) -> str:
                        || '&uint256=' || {r}.amount_due_base_units::text,
         'checkout_url', %(checkout_before)s || {r}.id::text || %(checkout_after)s,
         'metadata', {r}.metadata,
-        'transfers', COALESCE((
-            SELECT jsonb_agg({_transfer("t")} ORDER BY t.block_number, t.log_index)
-            FROM stablepay_transfer t
-            JOIN stablepay_token tt ON tt.id = t.token_id
-            JOIN stablepay_chain tc ON tc.id = t.chain_id
-            LEFT JOIN stablepay_cursor tcu ON tcu.chain_id = t.chain_id
-            WHERE t.payment_request_id = {r}.id), '[]'::jsonb),
-        'timeline', COALESCE((
-            SELECT jsonb_agg(jsonb_build_object(
-                'at', {iso("e.at")}, 'status', e.status, 'exception', NULLIF(e.exception, ''),
-                'note', e.note, 'actor', e.actor) ORDER BY e.at, e.id)
-            FROM stablepay_event e WHERE e.payment_request_id = {r}.id), '[]'::jsonb))"""
+        'transfers', COALESCE({transfers}, '[]'::jsonb), 'timeline', COALESCE({timeline}, '[]'::jsonb))"""
