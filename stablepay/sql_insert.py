@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connections, models
 
 
 @cache
@@ -28,13 +28,14 @@ def _layout(model: type[models.Model]) -> tuple[list[models.Field], str, str | N
     meta = model._meta
     auto = meta.pk if isinstance(meta.pk, models.AutoField | models.BigAutoField | models.SmallAutoField) else None
     fields = [f for f in meta.concrete_fields if f is not auto]
-    quote = connection.ops.quote_name
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
     head = f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(str(f.column)) for f in fields)})"
     return fields, head, str(auto.column) if auto is not None else None
 
 
 def insert_together(*objs: models.Model) -> None:
     """INSERT every instance in one statement (PostgreSQL only); each is new and of its own model."""
+    connection = connections[DEFAULT_DB_ALIAS]  # the wrapper itself: fields ask it for ops 30 times a row
     assert connection.vendor == "postgresql", "data-modifying CTEs are PostgreSQL only"
     ctes, params, returning = [], [], []
     for n, obj in enumerate(objs):
