@@ -42,10 +42,15 @@ class LoadResult:
     failures: Counter[str] = field(default_factory=Counter)  # transport errors (no HTTP answer)
     connections: int = 0
     samples: list[bytes] = field(default_factory=list)  # a few non-expected bodies, for the notes
+    unsent: int = 0  # requests never sent because the run hit its time limit (max_seconds)
+
+    @property
+    def sent(self) -> int:
+        return self.requests - self.unsent
 
     @property
     def rps(self) -> float:
-        return self.requests / self.seconds if self.seconds else 0.0
+        return self.sent / self.seconds if self.seconds else 0.0
 
     def percentile(self, p: float) -> float:
         """Nearest-rank percentile of the latencies, in ms."""
@@ -61,6 +66,7 @@ class LoadResult:
     def summary(self, expected_status: int) -> dict[str, Any]:
         return {
             "requests": self.requests,
+            "unsent": self.unsent,
             "concurrency": self.concurrency,
             "seconds": round(self.seconds, 2),
             "rps": round(self.rps, 1),
@@ -106,8 +112,10 @@ async def _run(
     make_request: Callable[[int], bytes],
     expected_status: int,
     rate: float | None,
+    max_seconds: float | None,
 ) -> LoadResult:
     result = LoadResult(requests=total, concurrency=concurrency, seconds=0.0, client_cpu_s=0.0)
+    payloads = [make_request(i) for i in range(total)]  # built before the clock starts: not the client's load
     next_index = 0
 
     async def connection_loop() -> None:
@@ -115,9 +123,12 @@ async def _run(
         reader: asyncio.StreamReader | None = None
         writer: asyncio.StreamWriter | None = None
         while next_index < total:
+            if max_seconds is not None and time.perf_counter() - start > max_seconds:
+                result.unsent = total - next_index
+                break
             i = next_index
             next_index += 1
-            payload = make_request(i)
+            payload = payloads[i]
             if rate:
                 due = start + i / rate
                 if (wait := due - time.perf_counter()) > 0:
@@ -163,13 +174,16 @@ def run(
     make_request: Callable[[int], bytes],
     expected_status: int = 200,
     rate: float | None = None,
+    max_seconds: float | None = None,
 ) -> LoadResult:
     """Send `total` requests to 127.0.0.1:port over `concurrency` connections; request i is make_request(i).
 
     rate: requests per second for a paced run; None runs closed loop (as fast as the server answers).
+    max_seconds: stop sending new requests after this long (those in flight are still answered); the
+    requests never sent are counted in `unsent`, and rps counts only the requests sent.
     """
     if not (0 < total <= MAX_REQUESTS and 0 < concurrency <= MAX_CONCURRENCY):
         raise ValueError(f"bounded load only: 1..{MAX_REQUESTS} requests, 1..{MAX_CONCURRENCY} connections")
     if rate is not None and not 0 < rate <= MAX_RATE:
         raise ValueError(f"bounded load only: a rate of at most {MAX_RATE} requests per second")
-    return asyncio.run(_run(port, total, concurrency, make_request, expected_status, rate))
+    return asyncio.run(_run(port, total, concurrency, make_request, expected_status, rate, max_seconds))

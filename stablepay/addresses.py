@@ -9,17 +9,22 @@ cached per process, so deriving an address is one child-key step.
 
 from __future__ import annotations
 
+import hmac
 import sqlite3
 from functools import lru_cache
 
 from bip_utils import Bip32Secp256k1, EthAddrEncoder
 from bip_utils.bip.bip32.base import Bip32Base
+from coincurve import PublicKey
 from django.db import connection, transaction
 from django.db.models import F
+from eth_utils import keccak
 
 from stablepay.models import Merchant
 
 ACCOUNT_DEPTH = 3  # m/44'/60'/0'
+HARDENED = 2**31
+SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
 class XpubError(ValueError):
@@ -44,8 +49,34 @@ def parse_xpub(xpub: str) -> Bip32Base:
     return key
 
 
+@lru_cache(maxsize=256)
+def _external_raw(xpub: str) -> tuple[bytes, bytes]:
+    """(compressed public key, chain code) of the xpub's /0 branch."""
+    node = _external_chain(xpub)
+    return node.PublicKey().RawCompressed().ToBytes(), node.ChainCode().ToBytes()
+
+
 def derive_address(xpub: str, index: int) -> str:
-    """The checksummed address at m/44'/60'/0'/0/index."""
+    """The checksummed address at m/44'/60'/0'/0/index.
+
+    BIP-32 public derivation (CKDpub) and EIP-55 written out with coincurve and keccak rather than
+    through bip_utils' key objects (~0.4 ms less per checkout, benchmark P4);
+    `derive_address_bip_utils` is the reference, and tests hold the two equal.
+    """
+    if not 0 <= index < HARDENED:
+        raise ValueError(f"not a non-hardened child index: {index}")
+    key, chain_code = _external_raw(xpub)
+    tweak = hmac.digest(chain_code, key + index.to_bytes(4, "big"), "sha512")[:32]
+    if int.from_bytes(tweak, "big") >= SECP256K1_ORDER:  # BIP-32: this index has no key (p ~ 2^-127)
+        raise ValueError(f"index {index} has no valid child key")
+    child = PublicKey(key).add(tweak).format(compressed=False)  # raises if the sum is the point at infinity
+    hex_address = keccak(child[1:])[-20:].hex()
+    nibbles = keccak(hex_address.encode()).hex()
+    return "0x" + "".join(c.upper() if n >= "8" else c for c, n in zip(hex_address, nibbles, strict=False))
+
+
+def derive_address_bip_utils(xpub: str, index: int) -> str:
+    """derive_address through bip_utils: the reference the lean version is tested against."""
     child = _external_chain(xpub).ChildKey(index)
     return str(EthAddrEncoder.EncodeKey(child.PublicKey().KeyObject()))
 
@@ -56,14 +87,16 @@ def _update_returning() -> bool:
     return connection.vendor == "postgresql"
 
 
-def _increment(merchant: Merchant) -> int:
+def _increment(merchant: Merchant, *, async_commit: bool = False) -> int:
     if _update_returning():  # one statement, one round trip
         quote, meta = connection.ops.quote_name, Merchant._meta
         table, column = quote(meta.db_table), quote(str(meta.get_field("next_address_index").column))
+        # set_config(..., true) is SET LOCAL: it lasts until the end of this transaction, here the statement's own.
+        lazy = " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit" if async_commit else ""
         with connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {table} SET {column} = {column} + 1 WHERE {quote(str(meta.pk.column))} = %s"  # noqa: S608
-                f" RETURNING {column}",
+                f"UPDATE {table} SET {column} = {column} + 1{lazy}"  # noqa: S608
+                f" WHERE {quote(str(meta.pk.column))} = %s RETURNING {column}",
                 [merchant.pk],
             )
             row = cursor.fetchone()
@@ -81,18 +114,18 @@ def allocate_index(merchant: Merchant) -> int:
     it ends.
 
     Called outside one (the API's case), the increment is its own short transaction, so the row is
-    locked for the UPDATE alone rather than for the whole checkout; on PostgreSQL it commits without
-    waiting for the disk (synchronous_commit off; ~1 ms of fsync saved while holding the lock). That
-    is safe: the request that uses the index commits after it, normally, and that commit flushes the
-    log up to and past the increment, so the index is durable before any answer carries its address;
-    a crash before loses only indexes that no one was given, and the unique constraint would refuse a
-    reused one anyway. An index whose request then fails (a replayed Idempotency-Key, say) is skipped:
+    locked for the UPDATE alone rather than for the whole checkout: on PostgreSQL one autocommit
+    statement (one round trip, no BEGIN/COMMIT) that commits without waiting for the disk
+    (synchronous_commit off; ~1 ms of fsync saved while holding the lock). That is safe: the request
+    that uses the index commits after it, normally, and that commit flushes the log up to and past
+    the increment, so the index is durable before any answer carries its address; a crash before
+    loses only indexes that no one was given, and the unique constraint would refuse a reused one
+    anyway. An index whose request then fails (a replayed Idempotency-Key, say) is skipped:
     a gap, never a reuse.
     """
     if connection.in_atomic_block:
         return _increment(merchant)
+    if connection.vendor == "postgresql" and connection.get_autocommit():
+        return _increment(merchant, async_commit=True)
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
         return _increment(merchant)

@@ -6,6 +6,7 @@ timeline event, the webhook outbox row and the store's signal together.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
@@ -15,7 +16,7 @@ from fractions import Fraction
 from typing import Any
 from uuid import UUID
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from stablepay import reconcile, refdata, webhooks
@@ -34,6 +35,7 @@ from stablepay.models import (
 )
 from stablepay.money import FxError, fx_ratio, quote
 from stablepay.signals import payment_request_status_changed
+from stablepay.sql_insert import insert_together
 
 logger = logging.getLogger(__name__)
 
@@ -120,9 +122,12 @@ def payment_request_create(
     request.derivation_index = allocate_index(merchant)  # its own short transaction unless the caller has one
     request.pay_to = derive_address(merchant.xpub, request.derivation_index)
     try:
-        with transaction.atomic():
-            request.save(force_insert=True)
-            _record(request, note="created", actor=actor, now=now, webhook_type="created", created=True)
+        if connection.vendor == "postgresql":
+            _insert_created(request, actor=actor, now=now)
+        else:
+            with transaction.atomic():
+                request.save(force_insert=True)
+                _record(request, note="created", actor=actor, now=now, webhook_type="created", created=True)
     except IntegrityError:
         if idempotency_key:  # the key was used before, or by a concurrent call that won the race
             existing = _replay(merchant, idempotency_key, fingerprint)
@@ -130,6 +135,26 @@ def payment_request_create(
                 return existing, False
         raise
     return request, True
+
+
+def _insert_created(request: PaymentRequest, *, actor: str, now: datetime) -> None:
+    """What `save` + `_record(created=True)` write (the request, its first event, the webhook outbox row),
+    in one statement: a new request's whole history is known, so nothing is read back.
+
+    Outside a transaction (the API) the statement is its own; inside one (the store's checkout) a
+    savepoint keeps a refused Idempotency-Key from breaking the caller's transaction.
+    """
+    event = Event(
+        payment_request=request, at=now, status=request.status, exception=request.exception, note="created", actor=actor
+    )
+    _known(request, "transfers", [])
+    _known(request, "events", [event])
+    delivery = webhooks.prepare(request, event_type="created", now=now)
+    rows: list[Any] = [request, event] if delivery is None else [request, event, delivery]
+    with contextlib.nullcontext() if connection.get_autocommit() else transaction.atomic():
+        insert_together(*rows)
+        if delivery is not None:
+            webhooks.queued(delivery)
 
 
 def _replay(merchant: Merchant, key: str, fingerprint: str) -> PaymentRequest | None:

@@ -48,6 +48,19 @@ def verify(secret: str, body: bytes, header: str, *, now: int, tolerance_seconds
 
 
 def enqueue(request: PaymentRequest, *, event_type: str, now: datetime) -> WebhookDelivery | None:
+    delivery = prepare(request, event_type=event_type, now=now)
+    if delivery is None:
+        return None
+    delivery.save()
+    queued(delivery)
+    return delivery
+
+
+def prepare(request: PaymentRequest, *, event_type: str, now: datetime) -> WebhookDelivery | None:
+    """The outbox row for this change, not saved yet (None when the merchant has no webhook).
+
+    Whoever saves it calls `queued` afterwards, in the same transaction.
+    """
     merchant = request.merchant
     if not merchant.webhook_url:
         return None
@@ -63,12 +76,15 @@ def enqueue(request: PaymentRequest, *, event_type: str, now: datetime) -> Webho
         "data": payment_request_data(request),
     }
     delivery.next_attempt_at = now
-    delivery.save()
-    if settings.REDIS_URL:  # Celery mode: deliver right after the change commits, not at the next sweep
+    return delivery
+
+
+def queued(delivery: WebhookDelivery) -> None:
+    """A delivery was just saved: in Celery mode, deliver it right after the change commits, not at the next sweep."""
+    if settings.REDIS_URL:
         from stablepay.tasks import deliver_webhook_task
 
         transaction.on_commit(lambda: deliver_webhook_task.delay(delivery.pk))
-    return delivery
 
 
 def deliver_due(*, now: datetime | None = None, limit: int = 100) -> int:

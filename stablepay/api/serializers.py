@@ -69,6 +69,68 @@ class PaymentRequestCreateIn(RejectUnknownFieldsMixin, serializers.Serializer):
         return value
 
 
+_CREATE_FIELDS = frozenset(PaymentRequestCreateIn._declared_fields)
+_CURRENCIES = frozenset(Currency.values)
+
+
+def _plain_text(value: Any, min_length: int, max_length: int) -> bool:
+    """What StrictCharField(trim_whitespace=False) accepts unchanged: a str within the lengths, no NUL, no surrogate."""
+    if type(value) is not str or not min_length <= len(value) <= max_length or "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (JSON allows "\ud800")
+        return False
+    return True
+
+
+def _json_int(value: Any, low: int, high: int | None = None) -> bool:
+    return type(value) is int and value >= low and (high is None or value <= high)
+
+
+def create_body(data: Any) -> dict[str, Any] | None:
+    """`PaymentRequestCreateIn(data=data).validated_data` for a valid body, without DRF's field machinery
+    (a fresh deep copy of seven fields per call: ~0.7 ms of the create's CPU, benchmark P4).
+
+    Anything it does not accept outright returns None, and the caller runs the serializer, which stays
+    the definition: same errors, same messages. So this only has to be right about what it accepts;
+    tests/stablepay/test_api.py compares it with the serializer body by body.
+    """
+    if type(data) is not dict or not data.keys() <= _CREATE_FIELDS:
+        return None
+    amount: Any = data.get("amount")
+    metadata = data.get("metadata", {})
+    if not (
+        _plain_text(data.get("order_reference"), 1, 64)
+        and _plain_text(amount, 0, 40)
+        and type(data.get("currency")) is str
+        and data["currency"] in _CURRENCIES
+        and _json_int(data.get("chain_id"), 1)
+        and _plain_text(data.get("token"), 1, 16)
+        and ("expiry_minutes" not in data or _json_int(data["expiry_minutes"], 1, 1440))
+        and type(metadata) is dict
+    ):
+        return None
+    try:
+        parsed = parse_fiat_amount(amount)
+    except ValueError:
+        return None
+    out = {
+        "order_reference": data["order_reference"],
+        "amount": parsed,
+        "currency": data["currency"],
+        "chain_id": data["chain_id"],
+        "token": data["token"],
+    }
+    if "expiry_minutes" in data:
+        out["expiry_minutes"] = data["expiry_minutes"]
+    if "metadata" in data:
+        if len(json.dumps(metadata, separators=(",", ":")).encode()) > MAX_METADATA_BYTES:
+            return None
+        out["metadata"] = {str(k): v for k, v in metadata.items()}
+    return out
+
+
 def fingerprint(body: Any) -> str:
     """The canonical hash of a create body, compared when an Idempotency-Key is reused."""
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound, ValidationError
@@ -21,6 +19,7 @@ from stablepay.api.serializers import (
     SettlementFiltersIn,
     SettlementRowOut,
     TokenOut,
+    create_body,
     fingerprint,
     payment_request_data,
 )
@@ -73,9 +72,11 @@ class PaymentRequestListCreateApi(APIView):
         key = request.headers.get("Idempotency-Key")
         if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY):
             raise ValidationError({"Idempotency-Key": [f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters"]})
-        body = PaymentRequestCreateIn(data=request.data)
-        body.is_valid(raise_exception=True)
-        data: dict[str, Any] = body.validated_data
+        data = create_body(request.data)
+        if data is None:  # not plainly valid: the serializer decides, and names what is wrong
+            body = PaymentRequestCreateIn(data=request.data)
+            body.is_valid(raise_exception=True)
+            data = body.validated_data
         payment_request, _ = services.payment_request_create(
             merchant=_merchant(request),
             order_reference=data["order_reference"],

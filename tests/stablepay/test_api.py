@@ -178,3 +178,53 @@ def test_tokens_and_schema(api: APIClient, local_chain: LocalChain) -> None:
     } in tokens
     schema = APIClient().get("/api/v1/schema/")
     assert schema.status_code == 200 and b"/api/v1/payment-requests/" in schema.content
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        BODY,
+        {**BODY, "currency": "HKD", "amount": "0.01"},
+        {**BODY, "expiry_minutes": 1, "metadata": {}},
+        {**BODY, "expiry_minutes": 1440, "metadata": {"k": [1, 2.5, None, {"x": ""}]}},
+        {**BODY, "order_reference": "x" * 64, "token": "T" * 16, "amount": "9" * 15 + ".99"},
+        {**BODY, "order_reference": " padded ", "amount": "007.5"},
+        {**BODY, "metadata": {"k": "v" * 4088}},  # 4,096 bytes as JSON
+        {**BODY, "metadata": {"k": "v" * 4089}},
+        {**BODY, "chain_id": 10**30},
+        {**BODY, "chain_id": 0},
+        {**BODY, "chain_id": True},
+        {**BODY, "chain_id": 1.0},
+        {**BODY, "expiry_minutes": None},
+        {**BODY, "expiry_minutes": False},
+        {**BODY, "metadata": None},
+        {**BODY, "metadata": "{}"},
+        {**BODY, "amount": ""},
+        {**BODY, "amount": "1" * 41},
+        {**BODY, "amount": "1" * 16},
+        {**BODY, "amount": None},
+        {**BODY, "currency": "hkd"},
+        {**BODY, "currency": ["HKD"]},
+        {**BODY, "order_reference": "a\x00b"},
+        {**BODY, "order_reference": "a\ud800b"},
+        {**BODY, "order_reference": 1001},
+        {**BODY, "token": ""},
+        {**BODY, "token": "T" * 17},
+        {**BODY, "surprise": 1},
+        {k: v for k, v in BODY.items() if k != "token"},
+        {},
+        [],
+        None,
+        "body",
+    ],
+)
+def test_the_lean_create_parser_accepts_only_what_the_serializer_accepts_and_alike(body: Any) -> None:
+    from stablepay.api.serializers import PaymentRequestCreateIn, create_body
+
+    serializer = PaymentRequestCreateIn(data=body)
+    lean = create_body(body)
+    if lean is None:
+        return  # the view then runs the serializer: its answer either way
+    assert serializer.is_valid(), serializer.errors
+    assert lean == dict(serializer.validated_data)
+    assert [type(v) for v in lean.values()] == [type(v) for v in serializer.validated_data.values()]
