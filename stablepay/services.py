@@ -134,6 +134,10 @@ def payment_request_create(
             if existing is not None:
                 return existing, False
         raise
+    finally:
+        # The history filled in for the webhook payload is only true now: the caller keeps this object
+        # (the store does), and its transfers must be read from the database when it next asks.
+        request.__dict__.pop("_prefetched_objects_cache", None)
     return request, True
 
 

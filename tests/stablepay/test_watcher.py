@@ -179,3 +179,12 @@ def test_with_one_confirmation_the_pass_that_sees_the_payment_pays(local_chain: 
     local_chain.scan()
     assert status(request) == ("paid", "")
     assert Transfer.objects.get().state == "confirmed"
+
+
+def test_the_object_create_returns_reads_its_later_transfers(local_chain: LocalChain, merchant: Merchant) -> None:
+    request = new_request(merchant)  # the very object payment_request_create returned, as the store keeps it
+    local_chain.scan()
+    local_chain.pay(request.pay_to, 100_000_000)
+    local_chain.scan()
+    assert [t.amount_base_units for t in request.transfers.all()] == [100_000_000]
+    assert request.events.count() == 2
