@@ -85,8 +85,13 @@ def payment_request_create(
     fingerprint: str = "",
     now: datetime | None = None,
     actor: str = "api",
+    serialize_now: bool = False,
 ) -> tuple[PaymentRequest, bool]:
     """Quote the amount in the token and hand out a fresh deposit address. Returns (request, created).
+
+    A new request's history (its first event, no transfer) is known without reading it back; it stays
+    on the returned object only with `serialize_now` (the API, which answers with it at once): a
+    caller that keeps the object (the store) reads later transfers from the database.
 
     Every checkout of a merchant queues on its row lock while an index is allocated: without an
     outer transaction (the API) the allocation commits on its own before the request is written,
@@ -135,9 +140,8 @@ def payment_request_create(
                 return existing, False
         raise
     finally:
-        # The history filled in for the webhook payload is only true now: the caller keeps this object
-        # (the store does), and its transfers must be read from the database when it next asks.
-        request.__dict__.pop("_prefetched_objects_cache", None)
+        if not serialize_now:
+            request.__dict__.pop("_prefetched_objects_cache", None)
     return request, True
 
 

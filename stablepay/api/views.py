@@ -89,6 +89,7 @@ class PaymentRequestListCreateApi(APIView):
             idempotency_key=key,
             fingerprint=fingerprint(request.data),
             actor=_actor(request),
+            serialize_now=True,
         )
         return Response(payment_request_data(payment_request, request), status=status.HTTP_201_CREATED)
 
