@@ -9,13 +9,13 @@ Scratch files go to bench/results/tmp/.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import platform
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,43 +27,15 @@ BUDGET_S = 15 * 60
 RECORD = "[bench-record] "
 
 
-def _p1() -> dict[str, Any]:
-    from bench import rpc_calls
-
-    return rpc_calls.bench()
-
-
-def _p2() -> dict[str, Any]:
-    from bench import ingest
-
-    return ingest.bench()
-
-
-def _p3() -> dict[str, Any]:
-    from bench import latency
-
-    return latency.bench()
-
-
-def _p4() -> dict[str, Any]:
-    from bench import checkout_api
-
-    return checkout_api.bench()
-
-
-def _p5() -> dict[str, Any]:
-    from bench import reconcile_scale
-
-    return reconcile_scale.bench()
-
-
-def _p6() -> dict[str, Any]:
-    from bench import memory
-
-    return memory.bench()
-
-
-BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {"P1": _p1, "P2": _p2, "P3": _p3, "P4": _p4, "P5": _p5, "P6": _p6}
+# Each benchmark is a module of bench/ with a `bench() -> dict` function, imported in its own process.
+BENCHMARKS = {
+    "P1": "rpc_calls",
+    "P2": "ingest",
+    "P3": "latency",
+    "P4": "checkout_api",
+    "P5": "reconcile_scale",
+    "P6": "memory",
+}
 
 
 def machine() -> dict[str, Any]:
@@ -143,7 +115,8 @@ def _in_child(key: str) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--child"]:
-        print(RECORD + json.dumps(BENCHMARKS[argv[1]]()), flush=True)
+        module = importlib.import_module(f"bench.{BENCHMARKS[argv[1]]}")
+        print(RECORD + json.dumps(module.bench()), flush=True)
         return 0
     selected = [a.upper() for a in argv] or list(BENCHMARKS)
     unknown = [s for s in selected if s not in BENCHMARKS]

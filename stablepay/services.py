@@ -316,12 +316,11 @@ def payment_requests_expire(*, now: datetime | None = None) -> int:
     """Reconcile every live request whose expiry has passed; returns how many changed."""
     now = now or timezone.now()
     due = PaymentRequest.objects.filter(status__in=[Status.OPEN, Status.CONFIRMING], expires_at__lte=now)
-    changed = 0
-    for request_id in due.values_list("pk", flat=True):
-        before = PaymentRequest.objects.values_list("status", flat=True).get(pk=request_id)
-        if payment_request_reconcile(request_id=request_id, now=now).status != before:
-            changed += 1
-    return changed
+    before = dict(due.order_by().values_list("pk", "status"))
+    if not before:
+        return 0
+    after = payment_requests_reconcile(request_ids=list(before), now=now)
+    return sum(1 for request in after if request.status != before[request.pk])
 
 
 def payment_request_cancel(*, request_id: UUID | str, actor: str, now: datetime | None = None) -> PaymentRequest:
