@@ -9,6 +9,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
@@ -50,3 +51,13 @@ class MerchantApiKeyAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Any) -> str:
         return f'{self.keyword} realm="api"'
+
+
+class MerchantApiKeyScheme(OpenApiAuthenticationExtension):
+    """Describes the API key as an HTTP bearer scheme in the OpenAPI document."""
+
+    target_class = MerchantApiKeyAuthentication
+    name = "merchantApiKey"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {"type": "http", "scheme": "bearer", "description": "The merchant's API key."}
