@@ -1,6 +1,6 @@
 """Routes of the REST API, mounted at /api/v1/."""
 
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from stablepay.api import views
@@ -21,4 +21,6 @@ urlpatterns = [
         views.PaymentRequestResolveApi.as_view(),
         name="api-payment-request-resolve",
     ),
+    # Anything else under /api/v1/ (e.g. an id holding a "/") answers a JSON 404, not the site's HTML page.
+    re_path(r"^", views.not_found, name="api-not-found"),
 ]
