@@ -30,6 +30,7 @@ from stablepay.api.serializers import (
 )
 from stablepay.merchant.selectors import settlement_rows
 from stablepay.models import Merchant, PaymentRequest
+from stablepay.ops import services as ops_services
 
 MAX_IDEMPOTENCY_KEY = 255
 REQUEST_ID = OpenApiParameter(
@@ -154,7 +155,7 @@ class PaymentRequestResolveApi(APIView):
         own = _own_request(request, request_id)
         body = ResolveIn(data=request.data)
         body.is_valid(raise_exception=True)
-        resolved = services.payment_request_resolve(
+        resolved = ops_services.merchant_resolve(
             request_id=own.pk,
             action=body.validated_data["action"],
             note=body.validated_data["note"],
