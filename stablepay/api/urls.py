@@ -21,6 +21,7 @@ urlpatterns = [
         views.PaymentRequestResolveApi.as_view(),
         name="api-payment-request-resolve",
     ),
-    # Anything else under /api/v1/ (e.g. an id holding a "/") answers a JSON 404, not the site's HTML page.
-    re_path(r"^", views.not_found, name="api-not-found"),
+    # Any other path under /api/v1/ ending in "/" (e.g. an id holding a "/") answers a JSON 404, not the
+    # site's HTML page; one without the slash is still redirected to it first (APPEND_SLASH).
+    re_path(r"^.*/\Z", views.not_found, name="api-not-found"),
 ]

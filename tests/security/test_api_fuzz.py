@@ -3,7 +3,7 @@ anvil chain with HKDX and USDC registered: with merchant acme's key and with no 
 negative generation modes. Every answer must be documented (status code, content type, body schema) and
 none may be a 5xx.
 
-Bounded and seeded: FUZZ_EXAMPLES examples (default 50) per operation and mode, derandomized, so a run is
+Bounded and seeded: FUZZ_EXAMPLES examples (default 60) per operation and mode, derandomized, so a run is
 repeatable and takes about a minute. All of schemathesis's checks run except `positive_data_acceptance`:
 whether a schema-valid body is accepted depends on the registry (a chain id and token symbol must be
 registered, date_from <= date_to, an amount > 0 within 4 KB of metadata), which a schema cannot state.
@@ -35,7 +35,7 @@ from tests.ops.conftest import Exceptions
 
 pytestmark = pytest.mark.django_db
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "50"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))
 CREATE = "POST /api/v1/payment-requests/"
 
 

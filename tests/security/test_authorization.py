@@ -402,3 +402,19 @@ def test_amounts_do_not_leak_through_the_four_eyes_message_to_another_merchant(
     status, body = resolve(other_api, pr, "refund")
     assert status == 404 and body == {"detail": "no such payment request"}
     assert Decimal(pr.amount) == Decimal("10.00")
+
+
+def test_an_idempotency_key_is_the_merchants_own(local_chain: LocalChain, api: APIClient, other_api: APIClient) -> None:
+    """Another merchant reusing a key (same body, or another) gets its own request, never A's, and no 409."""
+    body = {"order_reference": "IDEM-1", "amount": "10.00", "currency": "HKD", "chain_id": 31337, "token": "HKDX"}
+    mine = api.post("/api/v1/payment-requests/", body, format="json", HTTP_IDEMPOTENCY_KEY="order-1")
+    theirs = other_api.post("/api/v1/payment-requests/", body, format="json", HTTP_IDEMPOTENCY_KEY="order-1")
+    changed = other_api.post(
+        "/api/v1/payment-requests/", {**body, "amount": "99.00"}, format="json", HTTP_IDEMPOTENCY_KEY="order-2"
+    )
+    assert mine.status_code == theirs.status_code == changed.status_code == 201
+    assert mine.json()["id"] != theirs.json()["id"]
+    assert mine.json()["pay_to"] != theirs.json()["pay_to"]
+    assert PaymentRequest.objects.get(pk=theirs.json()["id"]).merchant.slug == "other"
+    again = api.post("/api/v1/payment-requests/", body, format="json", HTTP_IDEMPOTENCY_KEY="order-1")
+    assert again.json()["id"] == mine.json()["id"]

@@ -24,6 +24,8 @@ from rest_framework.test import APIClient
 
 from stablepay.api.serializers import MAX_METADATA_DEPTH, PaymentRequestCreateIn, create_body
 from stablepay.models import PaymentRequest
+from stablepay.ops.services import ops_action_request
+from stablepay.services import payment_requests_expire
 from tests.conftest import LocalChain
 from tests.ops.conftest import due, make_user
 
@@ -338,9 +340,21 @@ def _paid_with(local_chain: LocalChain, api: APIClient, reference: str) -> Payme
     return pr
 
 
+def _underpaid_with(local_chain: LocalChain, api: APIClient, reference: str) -> PaymentRequest:
+    created = api.post(URL, {**BODY, "order_reference": reference, "metadata": METADATA}, format="json").json()
+    pr = PaymentRequest.objects.get(pk=created["id"])
+    local_chain.pay(pr.pay_to, due(pr) // 2)
+    local_chain.settle()
+    payment_requests_expire(now=timezone.now() + timedelta(minutes=16))
+    pr.refresh_from_db()
+    assert pr.exception == "underpaid"
+    return pr
+
+
 def test_injection_text_is_escaped_on_every_page(local_chain: LocalChain, api: APIClient) -> None:
     script = _paid_with(local_chain, api, SCRIPT)
     img = _paid_with(local_chain, api, IMG)
+    queued = _underpaid_with(local_chain, api, SCRIPT + IMG)
     member = make_user("mia", merchant=script.merchant)
     ops = make_user("olivia", "stablepay.ops_console")
     pages: list[tuple[User | None, str]] = [
@@ -354,8 +368,14 @@ def test_injection_text_is_escaped_on_every_page(local_chain: LocalChain, api: A
         (ops, f"/ops/requests/{script.pk}/"),
         (ops, f"/ops/requests/{img.pk}/"),
         (ops, f"/ops/?q={SCRIPT}"),
+        (ops, "/ops/"),  # the exception queue lists the underpaid one
+        (ops, f"/ops/requests/{queued.pk}/"),
+        (member, f"/merchant/payments/{queued.pk}/"),
+        (ops, "/ops/actions/"),  # after the decision below: the audit log lists it with its note
     ]
     for user, url in pages:
+        if url == "/ops/actions/":
+            ops_action_request(request_id=queued.pk, action="void", note=SCRIPT, user=ops)
         client = Client()
         if user is not None:
             client.force_login(user)
@@ -415,3 +435,24 @@ def test_the_return_link_on_the_payment_page_stays_on_this_site(
         assert "evil.example" not in html and "javascript:" not in html
     else:
         assert 'onmouseover="alert(1)' not in html
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/payment-requests/a%2Fb/",  # an id holding a "/"
+        "/api/v1/payment-requests/a/b/",
+        "/api/v1/payment-requests/../tokens/x/",
+        "/api/v1/no-such-thing/",
+        "/api/v1/payment-requests/%00/x/",
+    ],
+)
+def test_unknown_api_paths_answer_json_404(api: APIClient, path: str) -> None:
+    for method in ("get", "post"):
+        response = getattr(api, method)(path)
+        assert response.status_code == 404, (method, path)
+        assert response["Content-Type"] == "application/json", (method, path)
+        assert response.json() == {"detail": "no such API endpoint"}
+    for odd_id in ("%00", "%ff", "..", "%20", "1" * 5000):
+        response = api.get(f"/api/v1/payment-requests/{odd_id}/")
+        assert response.status_code == 404 and response.json() == {"detail": "no such payment request"}, odd_id
