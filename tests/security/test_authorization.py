@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 from datetime import timedelta
 from decimal import Decimal
 
@@ -418,3 +419,38 @@ def test_an_idempotency_key_is_the_merchants_own(local_chain: LocalChain, api: A
     assert PaymentRequest.objects.get(pk=theirs.json()["id"]).merchant.slug == "other"
     again = api.post("/api/v1/payment-requests/", body, format="json", HTTP_IDEMPOTENCY_KEY="order-1")
     assert again.json()["id"] == mine.json()["id"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_approvers_at_once_carry_the_refund_out_once(pending: OpsAction, ops_user2: User) -> None:
+    """Two second pairs of eyes press approve at the same moment, on separate connections: one wins."""
+    from django.db import connection
+
+    from stablepay.errors import StablepayError
+    from stablepay.ops.services import ops_action_approve
+
+    third = make_user("tess", CONSOLE, APPROVE)
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def approve(user: User) -> None:
+        try:
+            barrier.wait(timeout=10)
+            ops_action_approve(action_id=pending.pk, user=user, note=f"ok by {user.username}")
+            outcomes.append("done")
+        except StablepayError as exc:
+            outcomes.append(type(exc).__name__)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=approve, args=(user,)) for user in (ops_user2, third)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(outcomes) == ["Conflict", "done"], outcomes
+    pending.refresh_from_db()
+    assert pending.state == ActionState.DONE
+    pr = expect(pending.payment_request, "paid", "")
+    assert pr.resolution == "refund"
+    assert pr.events.filter(note__contains="approved by").count() == 1
