@@ -212,8 +212,14 @@ def test_dashboard_forms_cannot_reach_another_merchant(
     both = client_for(members["both"])
     assert both.post("/merchant/settings/payments/", posts["/merchant/settings/payments/"]).status_code == 400
     assert Merchant.objects.filter(pk=merchant.pk).values().get() == acme_before
-    # And the owner's own redelivery works.
-    assert client_for(members["a"]).post(redeliver).status_code == 302
+    # And the owner's own redelivery works, returning only to a page of this site.
+    a = client_for(members["a"])
+    assert a.post(redeliver).status_code == 302
+    for target in ("//evil.example/", "/\\evil.example/", "https://evil.example/", "javascript:alert(1)"):
+        response = a.post(redeliver, {"next": target})
+        assert response.status_code == 302 and "evil" not in response["Location"], target
+        assert not response["Location"].startswith("javascript")
+    assert a.post(redeliver, {"next": "/merchant/payments/"})["Location"] == "/merchant/payments/"
 
 
 # the ops console: who lacks the permission -------------------------------------------------------------------
