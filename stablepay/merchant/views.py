@@ -33,6 +33,7 @@ from django.http import (
 )
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
@@ -289,6 +290,7 @@ def _settings_response(
     new_webhook_secret: str = "",
 ) -> HttpResponse:
     merchant = mctx.merchant
+    until = merchant.webhook_secret_previous_until if merchant.webhook_secret_previous else None
     deliveries = Paginator(selectors.webhook_deliveries(merchant=merchant), DELIVERIES_PAGE_SIZE).get_page(
         request.GET.get("page")
     )
@@ -313,9 +315,7 @@ def _settings_response(
         "return_to": request.get_full_path() if request.method == "GET" else mctx.url("settings"),
         "api_key_prefix": merchant.api_key_prefix,
         "webhook_secret_set": bool(merchant.webhook_secret),
-        "webhook_secret_previous_until": merchant.webhook_secret_previous_until
-        if merchant.webhook_secret_previous
-        else None,
+        "webhook_secret_previous_until": until if until and until > timezone.now() else None,
         "new_webhook_secret": new_webhook_secret,
     }
     response = render(request, "stablepay/merchant/settings.html", context, status=status)
