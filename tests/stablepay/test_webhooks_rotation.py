@@ -225,3 +225,15 @@ def test_the_grace_period_is_read_from_the_environment() -> None:
     env["STABLEPAY_WEBHOOK_SECRET_GRACE_HOURS"] = "2.5"
     configured = subprocess.run(run, cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, check=True)
     assert configured.stdout.splitlines()[-1] == "2.5"
+
+
+def test_the_rotation_notes_speak_traditional_chinese(local_chain: LocalChain, merchant: Merchant) -> None:
+    client = login(make_user("zh-member", merchant))
+    url = "https://hooks.example.com/zh"
+    client.post("/merchant/settings/webhook/", {"webhook_url": url, "webhook_secret": OLD})
+    client.post("/merchant/settings/webhook/", {"webhook_url": url, "new_secret": "on"})
+    first = client.get("/merchant/settings/", HTTP_ACCEPT_LANGUAGE="zh-HK").content.decode()
+    assert "你的新簽署密鑰" in first and "舊密鑰會繼續為每次傳送簽署" in first
+    assert "Your new signing secret" not in first and "The previous secret also signs" not in first
+    second = client.get("/merchant/settings/", HTTP_ACCEPT_LANGUAGE="zh-HK").content.decode()
+    assert "已設定簽署密鑰" in second and "A signing secret is set" not in second
