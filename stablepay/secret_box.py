@@ -69,8 +69,14 @@ def encrypt(plaintext: str) -> str:
 
 
 def decrypt(token: str) -> str:
+    return _decrypt(token, configured_keys(), settings.SECRET_KEY)
+
+
+@functools.lru_cache(maxsize=4096)
+def _decrypt(token: str, keys: tuple[str, ...], secret_key: str) -> str:
+    """Cached per token: a merchant row read again (select_related in a batch) costs no second decryption."""
     try:
-        return box().decrypt(token.encode("ascii")).decode()
+        return _box(keys, secret_key).decrypt(token.encode("ascii")).decode()
     except (InvalidToken, UnicodeError) as exc:
         raise SecretDecryptionError(
             "a stored secret does not decrypt with any key in STABLEPAY_SECRETS_KEY (or, when unset, the key "

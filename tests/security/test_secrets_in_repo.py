@@ -18,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import eth_account
 import pytest
 from cryptography.fernet import Fernet
 from eth_account import Account
@@ -25,8 +26,9 @@ from eth_account import Account
 from stablepay.chain.devchain import DEV_MNEMONIC
 
 REPO = Path(__file__).resolve().parents[2]
-WORDLIST = Path(Account.__module__ and __import__("eth_account").__file__).parent / "hdaccount/wordlist/english.txt"
+WORDLIST = Path(eth_account.__file__).parent / "hdaccount" / "wordlist" / "english.txt"  # BIP-39's list
 BIP39_WORDS = frozenset(WORDLIST.read_text().split())
+THIS_FILE = str(Path(__file__).resolve().relative_to(REPO))  # holds the allowlist itself
 
 # Each entry: the value, the files it may appear in, and why it is safe.
 ALLOWED_MNEMONICS: dict[str, tuple[set[str], str]] = {
@@ -36,12 +38,12 @@ ALLOWED_MNEMONICS: dict[str, tuple[set[str], str]] = {
         "its accounts hold value only on throwaway local chains (the demo and the tests).",
     ),
     "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about": (
-        {"tests/conftest.py", "bench/checkout_api.py"},
+        {"tests/conftest.py", "bench/checkout_api.py", THIS_FILE},
         "BIP-39's first published test vector (trezor/python-mnemonic vectors.json); the tests and the benchmark "
         "derive a watch-only merchant xpub from it on a local chain.",
     ),
     "legal winner thank year wave sausage worth useful legal winner thank yellow": (
-        {"tests/conftest.py"},
+        {"tests/conftest.py", THIS_FILE},
         "BIP-39's second published test vector; the tests' second merchant's xpub, watch-only, local chain.",
     ),
 }
