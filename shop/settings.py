@@ -11,6 +11,8 @@ from pathlib import Path
 
 import environ
 
+from stablepay.ratelimit import parse_rate, parse_trusted_proxies
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -175,4 +177,31 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"web3": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}},
+}
+
+# --- Rate limits on payment-request creation (stablepay/ratelimit.py) ---------------------------------
+# "N/S" = at most N creations per S seconds (a fixed window), or "off". A bad value stops start-up.
+# Per merchant: API creations under one merchant key. Per IP: storefront checkouts from one shopper
+# address. Per API IP: API creations from one caller address, across every merchant key it uses (one
+# merchant server's traffic comes from one address, hence its own, higher limit).
+# STABLEPAY_TRUSTED_PROXIES: how many proxies in front of the app append to X-Forwarded-For (0: the
+# header is ignored and REMOTE_ADDR is the client). Counters live in Redis when REDIS_URL is set, else
+# in the database (atomic across processes); Redis down fails open with a warning.
+STABLEPAY_RATE_LIMITS = {
+    "PER_MERCHANT": parse_rate(
+        env.str("STABLEPAY_RATE_LIMIT_PER_MERCHANT", default="600/60"), variable="STABLEPAY_RATE_LIMIT_PER_MERCHANT"
+    ),
+    "PER_IP": parse_rate(
+        env.str("STABLEPAY_RATE_LIMIT_PER_IP", default="20/60"), variable="STABLEPAY_RATE_LIMIT_PER_IP"
+    ),
+    "PER_API_IP": parse_rate(
+        env.str("STABLEPAY_RATE_LIMIT_PER_API_IP", default="1200/60"), variable="STABLEPAY_RATE_LIMIT_PER_API_IP"
+    ),
+    "TRUSTED_PROXIES": parse_trusted_proxies(
+        env.str("STABLEPAY_TRUSTED_PROXIES", default="0"), variable="STABLEPAY_TRUSTED_PROXIES"
+    ),
+    "REDIS_URL": env.str("STABLEPAY_RATE_LIMIT_REDIS_URL", default="") or REDIS_URL,
+    "REDIS_TIMEOUT_SECONDS": 0.25,  # a hung Redis costs at most this, then REDIS_RETRY_SECONDS of failing open
+    "REDIS_RETRY_SECONDS": 5.0,
+    "KEY_PREFIX": "stablepay:rl:",
 }

@@ -23,6 +23,7 @@ from stablepay.api.serializers import (
     fingerprint,
     payment_request_data,
 )
+from stablepay.api.throttling import PaymentRequestCreateThrottle, RateLimitedOut
 from stablepay.merchant.selectors import settlement_rows
 from stablepay.models import Merchant, PaymentRequest
 
@@ -52,6 +53,8 @@ class TokenListApi(APIView):
 
 
 class PaymentRequestListCreateApi(APIView):
+    throttle_classes = [PaymentRequestCreateThrottle]  # POST only: stablepay/ratelimit.py
+
     @extend_schema(
         parameters=[ListFiltersIn], responses=PaymentRequestOut(many=True), operation_id="payment_requests_list"
     )
@@ -65,8 +68,11 @@ class PaymentRequestListCreateApi(APIView):
 
     @extend_schema(
         request=PaymentRequestCreateIn,
-        responses={201: PaymentRequestOut},
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        responses={201: PaymentRequestOut, 429: RateLimitedOut},
+        parameters=[
+            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
+            OpenApiParameter("Retry-After", int, OpenApiParameter.HEADER, response=[429]),
+        ],
     )
     def post(self, request: Request) -> Response:
         key = request.headers.get("Idempotency-Key")
