@@ -28,8 +28,9 @@ from rest_framework.test import APIClient
 from stablepay import ratelimit
 from stablepay.models import Merchant, PaymentRequest, RateLimitCounter
 from tests.conftest import LocalChain, subprocess_database_url
+from tests.security.gunicorn_server import Gunicorn
 from tests.shop.conftest import egg_rolls, hk, hkdx, shop_chain, shop_merchant, shopper  # noqa: F401
-from tests.support.services import _die_with_parent, free_port, redis_url, stop_process
+from tests.support.services import free_port, redis_url
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REDIS_DB = 9  # this suite's own logical database
@@ -211,40 +212,6 @@ def _race(n: int, call: Callable[[int], int]) -> Counter[int]:
         t.join(timeout=60)
     assert len(results) == n
     return Counter(results)
-
-
-GUNICORN = [sys.executable, "-m", "gunicorn", "shop.wsgi", "-w", "3", "-k", "gthread", "--threads", "8"]
-
-
-class Gunicorn:
-    """The production server (3 worker processes x 8 threads) on the test database, in a subprocess."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        with log.open("w") as sink:
-            self.proc = subprocess.Popen(
-                [*GUNICORN, "-b", f"127.0.0.1:{self.port}"],
-                cwd=REPO_ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=sink,
-                preexec_fn=_die_with_parent,
-            )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"{self.url}/api/v1/tokens/", timeout=5)  # 401 without a key: up and serving
-                return
-            except requests.RequestException:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise AssertionError(f"gunicorn did not start: {log.read_text()[-2000:]}") from None
-                time.sleep(0.1)
-
-    def stop(self) -> None:
-        stop_process(self.proc, timeout_s=10)
 
 
 @pytest.mark.django_db(transaction=True)
