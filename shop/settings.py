@@ -145,7 +145,7 @@ CONTENT_SECURITY_POLICY = {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
         "style-src": ["'self'"],
-        "img-src": ["'self'", "data:"],
+        "img-src": ["'self'"],  # the QR is inline SVG markup and the icons are files: no data: URLs needed
         "font-src": ["'self'"],
         "connect-src": ["'self'"],
         "object-src": ["'none'"],
