@@ -71,11 +71,13 @@ class Watched:
         except Exception:  # no document yet (about:blank before the first navigation)
             return
 
-    def assert_clean(self) -> None:
+    def assert_clean(self, *, expected_status: int | None = None) -> None:
+        """No violation, and no console error but the one Chromium logs for an expected error status."""
         self.collect_safely()
         assert self.violations == [], self.violations
         assert [e for e in self.console_errors if "Content Security Policy" in e or "Refused" in e] == []
-        assert self.console_errors == [], self.console_errors
+        expected = f"the server responded with a status of {expected_status}"
+        assert [e for e in self.console_errors if expected_status is None or expected not in e] == []
         assert self.csp_headers, "no document was loaded"
         for url, header in self.csp_headers.items():
             assert "default-src 'self'" in header and "frame-ancestors 'none'" in header, url
@@ -207,3 +209,28 @@ def test_merchant_dashboard_and_ops_console_work_under_csp(
     expect(meter).to_be_visible()
     shoot(page, "ops-detail")
     watched.assert_clean()
+
+
+def test_the_checkout_rate_limit_page_is_clear_and_clean(
+    watched: Watched, live_server: Any, demo_store: LocalChain, settings: Any
+) -> None:
+    """A shopper over the per-IP checkout limit sees why, and for how long, on the checkout page (429)."""
+    settings.STABLEPAY_RATE_LIMITS = {**settings.STABLEPAY_RATE_LIMITS, "PER_IP": "1/60", "REDIS_URL": ""}
+    page = watched.page
+    statuses: list[int] = []
+    page.on("response", lambda r: statuses.append(r.status) if r.request.method == "POST" else None)
+    for _ in range(2):
+        watched.goto(f"{live_server.url}/store/hk/")
+        page.locator("form[action*='cart/add'] button[type=submit]").first.click()
+        watched.goto(f"{live_server.url}/store/hk/checkout/")
+        page.locator("input[type=radio]").first.check()
+        watched.collect()
+        page.locator("form[data-submit-once] button[type=submit]").click()
+        page.wait_for_load_state()
+    expect(page).to_have_url(re.compile(r"/checkout/$"))
+    expect(page.locator(".form-errors")).to_contain_text(
+        re.compile(r"Too many checkouts from your network just now\. Please wait \d+ seconds and try again\.")
+    )
+    assert 429 in statuses
+    shoot(page, "checkout-rate-limited")
+    watched.assert_clean(expected_status=429)
