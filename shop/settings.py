@@ -200,6 +200,11 @@ STABLEPAY = {
     "REFERENCE_CACHE_SECONDS": env.float("STABLEPAY_REFERENCE_CACHE_SECONDS", default=5.0),
     # Used for checkout_url where no HTTP request is at hand (webhooks, the watcher).
     "BASE_URL": env.str("STABLEPAY_BASE_URL", default="http://127.0.0.1:8000"),
+    # Fernet keys for webhook secrets at rest, comma-separated, newest first (unset: derived from
+    # SECRET_KEY with HKDF); see stablepay/secret_box.py.
+    "SECRETS_KEYS": env.list("STABLEPAY_SECRETS_KEY", default=[]),
+    # After a webhook secret is rotated, deliveries are also signed with the old one for this long.
+    "WEBHOOK_SECRET_GRACE_HOURS": env.float("STABLEPAY_WEBHOOK_SECRET_GRACE_HOURS", default=24.0),
 }
 
 LOGGING = {

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('stablepay', '0007_payment_request_leaner_indexes'),
+        ('stablepay', '0008_webhook_secrets_encrypted'),
     ]
 
     operations = [
