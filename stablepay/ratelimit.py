@@ -14,16 +14,18 @@ Backends:
 - Redis (REDIS_URL set): `_REDIS_SCRIPT` does INCR, PTTL and, on a window's first hit, PEXPIRE for
   every key of the request. Redis runs a script alone, so concurrent hits from every web process
   count exactly, and a key can never be left without an expiry.
-- The database (no Redis: the embedded SQLite demo): one `INSERT ... ON CONFLICT DO UPDATE ...
-  RETURNING` on `RateLimitCounter` for all the keys of the request. One statement is atomic in both
-  SQLite and PostgreSQL, so the limit holds across every thread and process that shares the database.
-  (Django's default cache here is per-process local memory, which would not be.)
+- The database (no Redis: the embedded SQLite demo, or PostgreSQL alone as P4 runs): one
+  `INSERT ... ON CONFLICT DO UPDATE ... RETURNING` on `RateLimitCounter` for all the keys of the
+  request. One statement is atomic in both SQLite and PostgreSQL, so the limit holds across every
+  thread and process that shares the database. (Django's default cache here is per-process local
+  memory, which would not be.)
 
 Redis down: fail open. Creation goes on, a warning is logged, and Redis is not tried again for
 `REDIS_RETRY_SECONDS`, so an outage costs one short timeout rather than one per request. This is an
 abuse guard, not a correctness guard: every invariant of a payment lives in the database, so turning
-shoppers away while Redis restarts would lose sales and protect nothing. An outage long enough to be
-abused is an outage of Celery too (the same Redis), which is alerted on anyway.
+shoppers away while Redis restarts would lose sales, while an abuser gains only extra open requests
+(and deposit addresses) for the length of the outage. An outage that long is an outage of Celery too
+(the same Redis), which is alerted on anyway.
 
 Client IP: REMOTE_ADDR, unless `TRUSTED_PROXIES` (env STABLEPAY_TRUSTED_PROXIES) says how many proxies
 in front of the app append to X-Forwarded-For; then the address that many entries from the right,
