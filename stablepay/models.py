@@ -385,3 +385,18 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.event_id}"
+
+
+class RateLimitCounter(models.Model):
+    """A fixed-window counter for the database rate-limit backend (no Redis: see stablepay/ratelimit.py).
+
+    Written only by one atomic INSERT ... ON CONFLICT DO UPDATE per hit; a row whose window has ended
+    is restarted by the next hit and swept now and then.
+    """
+
+    key = models.CharField(max_length=200, primary_key=True)
+    count = models.PositiveIntegerField()
+    resets_at_ms = models.BigIntegerField(db_index=True)  # the window's end, Unix time in milliseconds
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.count}"

@@ -28,6 +28,7 @@ from stablepay.api.serializers import (
     fingerprint,
     payment_request_data,
 )
+from stablepay.api.throttling import PaymentRequestCreateThrottle, RateLimitedOut
 from stablepay.merchant.selectors import settlement_rows
 from stablepay.models import Merchant, PaymentRequest
 from stablepay.ops import services as ops_services
@@ -87,6 +88,8 @@ class TokenListApi(APIView):
 
 
 class PaymentRequestListCreateApi(APIView):
+    throttle_classes = [PaymentRequestCreateThrottle]  # POST only: stablepay/ratelimit.py
+
     @extend_schema(
         parameters=[ListFiltersIn, PAGE],
         responses={200: PaymentRequestPageOut, **errors(400, 404)},  # 404: a page number past the end
@@ -102,8 +105,11 @@ class PaymentRequestListCreateApi(APIView):
 
     @extend_schema(
         request=PaymentRequestCreateIn,
-        responses={201: PaymentRequestOut, **errors(400, 409, 413, 415, 429)},
-        parameters=[IDEMPOTENCY_KEY],
+        responses={201: PaymentRequestOut, **errors(400, 409, 413, 415), 429: RateLimitedOut},
+        parameters=[
+            IDEMPOTENCY_KEY,
+            OpenApiParameter("Retry-After", int, OpenApiParameter.HEADER, response=[429]),
+        ],
     )
     def post(self, request: Request) -> Response:
         key = request.headers.get("Idempotency-Key")
