@@ -224,15 +224,17 @@ LOGGING = {
 # STABLEPAY_TRUSTED_PROXIES: how many proxies in front of the app append to X-Forwarded-For (0: the
 # header is ignored and REMOTE_ADDR is the client). Counters live in Redis when REDIS_URL is set, else
 # in the database (atomic across processes); Redis down fails open with a warning.
+# Defaults: 6,000 creations a minute per merchant (100/s, a busy retailer's peak with room to spare);
+# 60 checkouts a minute per shopper address, since many Hong Kong shoppers share one carrier-NAT address.
 STABLEPAY_RATE_LIMITS = {
     "PER_MERCHANT": parse_rate(
-        env.str("STABLEPAY_RATE_LIMIT_PER_MERCHANT", default="600/60"), variable="STABLEPAY_RATE_LIMIT_PER_MERCHANT"
+        env.str("STABLEPAY_RATE_LIMIT_PER_MERCHANT", default="6000/60"), variable="STABLEPAY_RATE_LIMIT_PER_MERCHANT"
     ),
     "PER_IP": parse_rate(
-        env.str("STABLEPAY_RATE_LIMIT_PER_IP", default="20/60"), variable="STABLEPAY_RATE_LIMIT_PER_IP"
+        env.str("STABLEPAY_RATE_LIMIT_PER_IP", default="60/60"), variable="STABLEPAY_RATE_LIMIT_PER_IP"
     ),
     "PER_API_IP": parse_rate(
-        env.str("STABLEPAY_RATE_LIMIT_PER_API_IP", default="1200/60"), variable="STABLEPAY_RATE_LIMIT_PER_API_IP"
+        env.str("STABLEPAY_RATE_LIMIT_PER_API_IP", default="12000/60"), variable="STABLEPAY_RATE_LIMIT_PER_API_IP"
     ),
     "TRUSTED_PROXIES": parse_trusted_proxies(
         env.str("STABLEPAY_TRUSTED_PROXIES", default="0"), variable="STABLEPAY_TRUSTED_PROXIES"

@@ -117,7 +117,7 @@ def test_production_defaults_are_on() -> None:
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["600/60", "20/60", "1200/60", "0"]
+    assert done.stdout.split() == ["6000/60", "60/60", "12000/60", "0"]
 
 
 # --- Client IP -------------------------------------------------------------------------------------
