@@ -118,7 +118,9 @@
         rpcUrls: cfg.rpc_urls,
         nativeCurrency: cfg.native_currency,
       };
-      if (cfg.explorer_tx_url) params.blockExplorerUrls = [new URL(cfg.explorer_tx_url).origin];
+      try {
+        if (cfg.explorer_tx_url) params.blockExplorerUrls = [new URL(cfg.explorer_tx_url).origin];
+      } catch (e3) { /* not an absolute URL: add the chain without an explorer */ }
       try {
         await eth.request({ method: "wallet_addEthereumChain", params: [params] });
       } catch (e2) {
