@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 from fractions import Fraction
 
 AMOUNT_PATTERN = re.compile(r"^[0-9]+(\.[0-9]{1,2})?\Z", re.ASCII)  # \Z: "$" would allow a final newline
@@ -72,3 +72,39 @@ def base_units_to_decimal(base_units: int | Decimal, decimals: int) -> Decimal:
 
 def format_token_amount(base_units: int | Decimal, decimals: int) -> str:
     return format(base_units_to_decimal(base_units, decimals), "f")
+
+
+# display ------------------------------------------------------------------------------------------------
+CURRENCY_SYMBOLS = {"HKD": "HK$", "MOP": "MOP$", "USD": "US$", "CNH": "CNH¥"}
+CENT = Decimal("0.01")
+
+
+def format_fiat(amount: Decimal | int | str | None, currency: str) -> str:
+    """The one fiat display rule, in every language: HK$1,680.00, MOP$1,730.40, US$0.10, CNH¥12.00, -HK$5.00.
+    Half-up to the cent (display only), thousands separators, the local symbol before the number; an unknown
+    currency keeps its code and a space ("EUR 3.00"); '' for a missing or non-numeric amount. Never a float."""
+    if amount is None or amount == "" or isinstance(amount, float):
+        return ""
+    try:
+        value = Decimal(amount).quantize(CENT, rounding=ROUND_HALF_UP)
+    except (InvalidOperation, TypeError, ValueError):
+        return ""
+    if not value.is_finite():
+        return ""
+    symbol = CURRENCY_SYMBOLS.get(currency, f"{currency} ")
+    sign = "-" if value < 0 else ""
+    return f"{sign}{symbol}{abs(value):,.2f}"
+
+
+def format_token(amount: Decimal | int | str | None, symbol: str = "") -> str:
+    """A token amount with thousands separators, keeping every place it has: 1,680.000000 HKDX. Exact."""
+    if amount is None or amount == "" or isinstance(amount, float):
+        return ""
+    try:
+        value = Decimal(amount)
+    except (InvalidOperation, TypeError, ValueError):
+        return ""
+    if not value.is_finite():
+        return ""
+    text = f"{value:,f}"
+    return f"{text} {symbol}" if symbol else text

@@ -20,6 +20,11 @@ def _as_uuid(value: str) -> uuid.UUID | None:
         return None
 
 
+def token_decimals_by_symbol(chain: Chain) -> dict[str, int]:
+    """Each registered token's decimals on a chain, by symbol (to show a transfer of another token exactly)."""
+    return dict(Token.objects.filter(chain=chain).values_list("symbol", "decimals"))
+
+
 def payment_request_by_id(request_id: str) -> PaymentRequest | None:
     pk = _as_uuid(request_id)
     if pk is None:

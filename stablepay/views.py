@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from stablepay import devtools, selectors
 from stablepay.api.serializers import payment_request_data
 from stablepay.models import PaymentRequest
+from stablepay.pay_state import with_page_state
 from stablepay.wallet import wallet_config, wallet_texts
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def _request_or_404(request_id: str) -> PaymentRequest:
 
 
 def public_status(payment_request: PaymentRequest) -> dict[str, Any]:
-    """What the shopper may see: no metadata, no timeline actors."""
+    """What the shopper may see (no metadata, no timeline actors), with the page state and display strings."""
     data = payment_request_data(payment_request)
     public = {key: data[key] for key in PUBLIC_FIELDS}
     chain = payment_request.token.chain
@@ -63,7 +64,10 @@ def public_status(payment_request: PaymentRequest) -> dict[str, Any]:
         {key: t[key] for key in ("tx_hash", "token", "amount_base_units", "confirmations", "state", "explorer_url")}
         for t in data["transfers"]
     ]
-    return public
+    decimals = selectors.token_decimals_by_symbol(chain) if public["transfers"] else {}
+    for transfer in public["transfers"]:
+        transfer["decimals"] = decimals.get(transfer["token"], public["decimals"])
+    return with_page_state(public)
 
 
 def return_url(payment_request: PaymentRequest, request: HttpRequest) -> str:

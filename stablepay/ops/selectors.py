@@ -34,7 +34,7 @@ from stablepay.models import (
     Transfer,
     TransferState,
 )
-from stablepay.money import FxError, format_token_amount, fx_ratio
+from stablepay.money import FxError, format_fiat, format_token_amount, fx_ratio
 from stablepay.services import fx_rates
 
 HKD = "HKD"
@@ -66,11 +66,11 @@ _HEXISH = re.compile(r"^0x[0-9a-fA-F]{4,64}$")
 
 # amounts --------------------------------------------------------------------------------------------
 def hkd_display(value: Fraction | None) -> str:
-    """HKD 1,234.57 (half-up to the cent, for display only); an em dash when no FX rate applies."""
+    """HK$1,234.57 (half-up to the cent, for display only); an em dash when no FX rate applies."""
     if value is None:
         return "\u2014"
     cents = (Decimal(value.numerator) / Decimal(value.denominator)).quantize(CENT, rounding=ROUND_HALF_UP)
-    return f"HKD {cents:,.2f}"
+    return format_fiat(cents, HKD)
 
 
 def hkd_value(token: Token, base_units: int, rates: Rates) -> Fraction | None:

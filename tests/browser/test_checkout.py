@@ -30,7 +30,7 @@ def test_macau_purchase_paid_with_the_simulate_button(
     screenshot,  # type: ignore[no-untyped-def]
 ) -> None:
     page.goto(f"{live_server.url}/store/mo/")
-    expect(page.get_by_text("MOP$ 128.00").first).to_be_visible()
+    expect(page.get_by_text("MOP$128.00").first).to_be_visible()
     page.locator("form[action*='cart/add'] button[type=submit]").first.click()
     page.goto(f"{live_server.url}/store/mo/checkout/")
     page.locator("input[type=radio]").first.check()

@@ -108,7 +108,7 @@ def test_ops_accepts_an_underpaid_order_and_the_shop_order_is_paid(
     row = page.locator(f"tr[data-request='{pr.pk}']")
     expect(row).to_contain_text(order.reference)
     expect(row).to_contain_text("\u221284.000000 HKDX")  # half of 168.00 HKD is short
-    expect(row).to_contain_text("≈ HKD 84.00")
+    expect(row).to_contain_text("≈ HK$84.00")
     shoot(page, "queue")
 
     row.get_by_role("link", name=order.reference).click()
@@ -182,7 +182,7 @@ def test_a_large_refund_needs_a_second_ops_user(
     page.locator(f"tr[data-request='{pr.pk}']").get_by_role("link", name=order.reference).click()
     page.locator("label.choice", has_text="Refund").click()
     expect(page.locator("#refund-fields")).to_be_visible()
-    expect(page.locator(".four-eyes-on")).to_contain_text("HKD 1,176.00")
+    expect(page.locator(".four-eyes-on")).to_contain_text("HK$1,176.00")
     page.locator(".payer-suggest button").first.click()  # fill in the address the payment came from
     expect(page.locator("#id_refund_address")).to_have_value(re.compile(r"^0x[0-9a-fA-F]{40}$"))
     page.fill("#id_note", "Customer paid twice (two wallet taps); refund the excess.")

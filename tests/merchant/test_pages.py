@@ -215,7 +215,7 @@ def test_payment_list_and_detail(member_client: Client, ledger: Ledger) -> None:
     detail = member_client.get(f"/merchant/payments/{ledger['mop_usdc'].pk}/")
     assert detail.status_code == 200
     text = detail.content.decode()
-    assert "3.174011" in text and "MOP 25.50" in text and "Confirmed" in text
+    assert "3.174011" in text and "MOP$25.50" in text and "Confirmed" in text
 
 
 # Settings -----------------------------------------------------------------------------------------

@@ -284,7 +284,7 @@ def test_settlement_page_shows_the_report(member_client: Client, ledger: Ledger)
     html = response.content.decode()
     assert 'id="settlement-table"' in html
     assert "42.295678" in html  # HKDX priced in HKD: 10 + 19.95 + 12.345678
-    assert "MOP 113.00" in html
+    assert "MOP$113.00" in html
     assert f"/merchant/settlements.csv?date_from={today}&amp;date_to={today}" in html
     bad = member_client.get("/merchant/settlements/", {"date_from": "2026-03-11", "date_to": "2026-03-10"})
     assert bad.status_code == 400

@@ -183,7 +183,7 @@ def test_a_refund_above_the_threshold_waits_for_a_second_ops_user(
     pr = expect(pr, "paid", "overpaid")  # nothing carried out yet
     pending_event = last_event(pr)
     assert pending_event.actor == "ops:olivia" and "awaiting" in pending_event.note
-    assert "Customer paid twice" in pending_event.note and "HKD 10.00" in pending_event.note
+    assert "Customer paid twice" in pending_event.note and "HK$10.00" in pending_event.note
 
     # No other decision while it waits, and the requester cannot approve it (four eyes).
     with pytest.raises(Conflict, match="awaiting approval"):

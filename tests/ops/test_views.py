@@ -202,8 +202,8 @@ def test_queue_page_groups_and_searches(exceptions: Exceptions, ops_user: User) 
     assert groups == ["underpaid", "overpaid", "wrong_token"]
     assert under.order_reference in page and over.order_reference in page
     assert "\u22125.000000 HKDX" in page and "+10.000000 HKDX" in page  # short and excess, in the token
-    assert "≈ HKD 5.00" in page and "≈ HKD 10.00" in page  # and in HKD
-    assert "1.300000 USDC" in page and "≈ HKD 10.14" in page  # a wrong token at 7.80 HKD per USD
+    assert "≈ HK$5.00" in page and "≈ HK$10.00" in page  # and in HKD
+    assert "1.300000 USDC" in page and "≈ HK$10.14" in page  # a wrong token at 7.80 HKD per USD
 
     tx = wrong.transfers.get().tx_hash
     page = client.get(reverse("stablepay:ops:queue"), {"q": tx}).content.decode()

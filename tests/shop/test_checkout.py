@@ -32,7 +32,7 @@ def test_checkout_page_offers_the_registered_tokens(
     assert 'value="31337:HKDX"' in html and 'value="31337:USDC"' in html
     assert "Pegged to HKD" in html and "Pegged to USD" in html
     assert "Local" in html
-    assert "Pay HK$ 88.00 with stablecoin" in html
+    assert "Pay HK$88.00 with stablecoin" in html
     assert "15 minutes to pay" in html
 
 
