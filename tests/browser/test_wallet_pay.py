@@ -26,6 +26,7 @@ from web3 import Web3
 from shop.models import Order
 from stablepay.chain import devchain
 from stablepay.models import Chain, Merchant, PaymentRequest
+from tests.browser.a11y import assert_accessible
 from tests.browser.conftest import ARTIFACTS, CspWatch
 from tests.conftest import LocalChain, create_request
 
@@ -155,7 +156,8 @@ class Shopper:
     name: str
 
     def shoot(self, state: str) -> None:
-        """The page at phone and desktop sizes (the wallet section scrolled into view on the phone)."""
+        """The page at phone and desktop sizes, after axe-core finds no serious or critical violation."""
+        assert_accessible(self.page, f"wallet-{state}")
         ARTIFACTS.mkdir(exist_ok=True)
         for label, size in (("phone", PHONE), ("desktop", DESKTOP)):
             self.page.set_viewport_size(size)
