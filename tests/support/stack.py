@@ -288,7 +288,7 @@ class Process:
 
 @dataclass
 class StackConfig:
-    block_time: int | None = None  # None: automine (a block per transaction); else anvil --block-time
+    block_time: int | None = None  # None: automine (a block per transaction); else a block every N s
     confirmations: int = 3
     rpc_proxies: int = 2  # FaultProxies in front of anvil, one rpc_url each; 0: anvil's URL directly
     follower: bool = False  # newHeads follower (`stablepay_scan --dispatch`) with the chain's ws_url
@@ -341,11 +341,11 @@ class Stack:
     def start(self) -> None:
         c = self.config
         self.pg, self.redis = ThrowawayPostgres(), ThrowawayRedis()
-        anvil_args = ["--accounts", str(c.anvil_accounts)]
-        if c.block_time:
-            anvil_args += ["--block-time", str(c.block_time)]
-        self.anvil = Anvil(*anvil_args).start()
-        self._deploy_tokens()
+        self.anvil = Anvil("--accounts", str(c.anvil_accounts)).start()
+        self._deploy_tokens()  # automine while setting up: a block per transaction, no waiting
+        if c.block_time:  # then as `anvil --block-time N`: a block every N s, whatever arrives
+            self.anvil.rpc("evm_setIntervalMining", [c.block_time])
+            self.anvil.set_automine(False)
         self.proxies = [FaultProxy(self.anvil.url) for _ in range(c.rpc_proxies)]
         self.receiver = WebhookReceiver(WEBHOOK_SECRET, fail_first=c.webhook_fail_first)
         env = self.env()
