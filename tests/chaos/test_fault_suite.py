@@ -205,7 +205,7 @@ def _kinds(rng: random.Random, payments: int) -> list[str]:
     return chosen
 
 
-def test_payments_survive_every_fault(tmp_path: Path) -> None:
+def test_payments_survive_every_fault(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     started = time.monotonic()
     rng = random.Random(SEED)
     config = StackConfig(confirmations=CONFIRMATIONS, rpc_proxies=2, webhook_fail_first=3)
@@ -229,8 +229,17 @@ def test_payments_survive_every_fault(tmp_path: Path) -> None:
             report["seconds"] = round(time.monotonic() - started, 1)
             ARTIFACTS.mkdir(exist_ok=True)
             (ARTIFACTS / "chaos-report.json").write_text(json.dumps(report, indent=2, default=str))
-            print("\nchaos report:", json.dumps({k: v for k, v in report.items() if k != "notes"}, default=str))
+            with capsys.disabled():
+                print("\n" + _summary(report))
     assert result == "ok"
+
+
+def _summary(report: dict[str, Any]) -> str:
+    keys = ["seed", "payments", "payments_by_kind", "transactions_sent", "faults_total", "faults_injected"]
+    keys += ["rpc_answers_faulted", "reorg_depths", "final_statuses", "lost", "doubled", "phantom", "seconds"]
+    lines = [f"  {key}: {json.dumps(report[key], default=str)}" for key in keys if key in report]
+    lines += [f"  failure: {failure}" for failure in report.get("failures", [])[:20]]
+    return "chaos report (test-artifacts/chaos-report.json):\n" + "\n".join(lines)
 
 
 def _drive(run: Run) -> None:

@@ -295,6 +295,9 @@ class StackConfig:
     worker_args: list[str] = field(
         default_factory=lambda: ["--pool=solo", "--without-mingle", "--without-gossip", "--without-heartbeat"]
     )
+    # With scan_worker_args, chain scans go to a queue of their own, served by a second worker with
+    # these arguments; the first worker serves the rest (webhooks, expiry sweep, beat's fan-out).
+    scan_worker_args: list[str] | None = None
     gunicorn_args: list[str] = field(default_factory=lambda: ["--worker-class", "gthread", "--workers", "2"])
     scan_interval_s: float = 0.5
     rpc_timeout_s: float = 2.0
@@ -318,6 +321,7 @@ class Stack:
         self.worker: Process | None = None
         self.beat: Process | None = None
         self.follower: Process | None = None
+        self.scanner: Process | None = None
         self.gunicorn: Process | None = None
         self.web_url = ""
         self.tokens: dict[str, str] = {}
@@ -362,6 +366,10 @@ class Stack:
             self.log_dir,
         )
         self.start_worker()
+        if c.scan_worker_args is not None:
+            args = [sys.executable, "-m", "celery", "-A", "shop", "worker", "-Q", "scans", "-n", "scanner@%h"]
+            self.scanner = Process("scanner", [*args, "-l", "INFO", *c.scan_worker_args], env, self.log_dir)
+            self.scanner.wait_for(" ready.", 60)
         if c.follower:
             self.follower = Process(
                 "follower", [sys.executable, "manage.py", "stablepay_scan", "--dispatch"], env, self.log_dir
@@ -386,7 +394,7 @@ class Stack:
             time.sleep(0.1)
 
     def close(self) -> None:
-        for proc in (self.gunicorn, self.follower, self.worker, self.beat):
+        for proc in (self.gunicorn, self.follower, self.worker, self.scanner, self.beat):
             if proc is not None and proc.alive():
                 proc.stop()
         for proxy in self.proxies:
@@ -424,6 +432,8 @@ class Stack:
             STABLEPAY_RATE_LIMIT_PER_MERCHANT="100000/60",
             STABLEPAY_RATE_LIMIT_PER_IP="100000/60",
         )
+        if self.config.scan_worker_args is not None:
+            env["CHAOS_SCAN_QUEUE"] = "scans"
         return env
 
     def manage(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -585,7 +595,7 @@ class Stack:
 
     def tails(self) -> str:
         parts = []
-        for proc in (self.worker, self.beat, self.follower, self.gunicorn):
+        for proc in (self.worker, self.scanner, self.beat, self.follower, self.gunicorn):
             if proc is not None:
                 parts.append(f"----- {proc.name} -----\n{proc.tail()}")
         return "\n".join(parts)
