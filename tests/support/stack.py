@@ -41,6 +41,7 @@ from tests.support.services import (
     Anvil,
     ServiceError,
     _as_postgres,
+    _die_with_parent,
     _postgres_bin_dir,
     free_port,
 )
@@ -251,6 +252,8 @@ class Process:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # Dies with the test process, however hard that one dies (only from the main thread).
+            preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread() else None,
         )
 
     def alive(self) -> bool:
