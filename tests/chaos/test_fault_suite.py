@@ -116,7 +116,7 @@ class Run:
         kind, ends = self.active
         # The window lasts until the fault has changed at least one answer (or a while longer has passed).
         hit = kind == "stall" or self.proxy_hits() > self.active_hits
-        if time.monotonic() >= ends and (hit or time.monotonic() >= ends + 7):
+        if time.monotonic() >= ends and (hit or time.monotonic() >= ends + 20):
             if not hit:
                 self.notes.append(f"{kind}: no answer faulted")
             self.end(kind)
@@ -131,13 +131,24 @@ class Run:
             proxy.clear()
         self.active = None
 
-    def inject(self, kind: str) -> None:
-        if self.active is not None:
+    def can_inject(self, kind: str) -> bool:
+        """A timed fault waits for the last one's window to close; an instant one (a kill, a restart, a
+        reorg) may land inside it, except a reorg inside a stall (the mempool holds payments then)."""
+        if self.active is None:
+            return True
+        return kind in INSTANT_FAULTS and not (self.active[0] == "stall" and kind.startswith("reorg"))
+
+    def inject(self, kind: str, *, payments_flowing: bool = True) -> None:
+        if self.active is not None and kind in TIMED_FAULTS:
             self.end(self.active[0])
         self.faults[kind] += 1
         proxies = self.stack.proxies
-        self.active_hits = self.proxy_hits()
-        victims = self.rng.choices([[proxies[0]], proxies, [proxies[1]]], weights=[5, 3, 2])[0]
+        if kind in TIMED_FAULTS:
+            self.active_hits = self.proxy_hits()
+        # The second URL alone is asked only to confirm new payments: fault it alone only while they flow.
+        victims = self.rng.choices([[proxies[0]], proxies, [proxies[1]]], weights=[5, 3, 2 if payments_flowing else 0])[
+            0
+        ]
         if kind in ("rpc_http500", "rpc_error", "rpc_malformed", "rpc_hang"):
             for proxy in victims:
                 proxy.hang_s = 4.0
@@ -236,7 +247,8 @@ def test_payments_survive_every_fault(tmp_path: Path, capsys: pytest.CaptureFixt
 
 def _summary(report: dict[str, Any]) -> str:
     keys = ["seed", "payments", "payments_by_kind", "transactions_sent", "faults_total", "faults_injected"]
-    keys += ["rpc_answers_faulted", "reorg_depths", "final_statuses", "lost", "doubled", "phantom", "seconds"]
+    keys += ["rpc_answers_faulted", "reorg_depths", "api_create_retries", "final_statuses", "lost", "doubled"]
+    keys += ["phantom", "seconds"]
     lines = [f"  {key}: {json.dumps(report[key], default=str)}" for key in keys if key in report]
     lines += [f"  failure: {failure}" for failure in report.get("failures", [])[:20]]
     return "chaos report (test-artifacts/chaos-report.json):\n" + "\n".join(lines)
@@ -255,8 +267,8 @@ def _drive(run: Run) -> None:
     # Shoppers keep coming while the faults play out: ~45 s of faults, whatever the number of payments.
     gap_s = max(0.1, 45.0 / PAYMENTS)
     for p in run.payments:
-        # One fault at a time, each at or after its slot, so every window sees payments flow.
-        if run.active is None and pending and pending[0][0] <= p.index:
+        # Each fault at or after its slot; timed ones one at a time, so every window sees payments flow.
+        if pending and pending[0][0] <= p.index and run.can_inject(pending[0][1]):
             run.inject(pending.pop(0)[1])
         if p.kind != "late":
             run.open_request(p)
@@ -265,8 +277,8 @@ def _drive(run: Run) -> None:
         _pay_due_late(run, late_queue)
         time.sleep(gap_s)
     while pending or run.active is not None:  # faults left over: they still meet unconfirmed payments
-        if run.active is None:
-            run.inject(pending.pop(0)[1])
+        if pending and run.can_inject(pending[0][1]):
+            run.inject(pending.pop(0)[1], payments_flowing=False)
         run.tick()
         _pay_due_late(run, late_queue)
         time.sleep(0.1)
@@ -507,6 +519,7 @@ def _settle_and_check(run: Run, report: dict[str, Any]) -> str:
         invented_logs_refused=len(invented),
         reorg_depths=run.reorg_depths,
         workers_started=stack.workers_started,
+        api_create_retries=dict(Counter(stack.api_retries)),
         final_statuses=dict(statuses),
         requests_ever_paid=len(ever_paid),
         webhook_deliveries=len(deliveries),

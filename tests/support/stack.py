@@ -330,6 +330,7 @@ class Stack:
         self.tokens: dict[str, str] = {}
         self.fake_hkdx = ""
         self.workers_started = 0
+        self.api_retries: list[str] = []  # why a create was tried again (a 5xx or a dropped connection)
         self.http = requests.Session()
         self.http.headers["Authorization"] = f"Bearer {API_KEY}"
 
@@ -569,14 +570,15 @@ class Stack:
                     timeout=15,
                 )
             except requests.RequestException as exc:
-                last = str(exc)
+                last = f"{exc.__class__.__name__}"
             else:
                 if response.status_code == 201:
                     data: dict[str, Any] = response.json()
                     return data
                 if response.status_code < 500:
                     raise AssertionError(f"create answered {response.status_code}: {response.text[:500]}")
-                last = f"{response.status_code}: {response.text[:200]}"
+                last = f"HTTP {response.status_code}"
+            self.api_retries.append(last)
             time.sleep(0.5)
         raise AssertionError(f"create failed {attempts} times, last: {last}")
 
