@@ -167,13 +167,17 @@ class Run:
             moment = self.stack.kill_worker_mid_scan()
             self.notes.append(f"worker killed: {moment}")
             return
-        elif kind == "redis_restart":
+        elif kind == "redis_restart":  # inside a pass: the scan lock and the queued tasks vanish
             assert self.stack.redis is not None
+            moment = self.stack.wait_for_a_pass(give_up_s=3.0)
             self.stack.redis.restart(down_s=self.rng.uniform(0.5, 2.0))
+            self.notes.append(f"redis restarted: {moment}")
             return
-        elif kind == "postgres_restart":
+        elif kind == "postgres_restart":  # inside a pass: its connection dies mid-transaction
             assert self.stack.pg is not None
+            moment = self.stack.wait_for_a_pass(give_up_s=3.0)
             self.stack.pg.restart(down_s=self.rng.uniform(0.5, 2.0))
+            self.notes.append(f"postgres restarted: {moment}")
             return
         elif kind in ("reorg_shallow", "reorg_deep"):
             depth = (

@@ -30,6 +30,7 @@ class FaultProxy:
         self.stale_head: int | None = None  # report this block as the head and nothing above it
         self.invented_logs: list[dict[str, Any]] = []  # added to every getLogs answer that covers them
         self.max_range: int | None = None  # getLogs spans above this get a "too many results" error
+        self.fail_latest = False  # HTTP 500 to any request that asks for the "latest" block (the head)
         self.requests: list[Any] = []
         self.hang_s = 30.0  # how long mode "hang" holds an answer (past the client's timeout)
         # The lying node, live: (token, to_address, value) triples; each getLogs answer gets one made-up
@@ -77,8 +78,13 @@ class FaultProxy:
     def clear(self) -> None:
         """Back to an honest, healthy node."""
         self.mode, self.stale_head, self.lies, self.invented_logs, self.max_range = "ok", None, [], [], None
+        self.fail_latest = False
 
     def answer(self, body: Any) -> tuple[int, Any]:
+        calls = body if isinstance(body, list) else [body]
+        if self.fail_latest and any(c.get("params", [None])[:1] == ["latest"] for c in calls):
+            self.faults["fail_latest"] += 1
+            return 500, b"no head for you"
         mode = self.mode
         if mode != "ok":
             self.faults[mode] += 1

@@ -533,16 +533,19 @@ class Stack:
         except redis.RedisError:
             return False
 
-    def kill_worker_mid_scan(self, *, give_up_s: float = 10.0) -> str:
-        """SIGKILL the worker while it holds a chain's scan lock (inside a pass), then start a new one."""
-        assert self.worker is not None
-        moment = "no-pass-seen"
+    def wait_for_a_pass(self, *, give_up_s: float) -> str:
+        """Return as soon as a worker holds a chain's scan lock (it is inside a pass), or after give_up_s."""
         deadline = time.monotonic() + give_up_s
         while time.monotonic() < deadline:
             if self.scan_lock_held():
-                moment = "inside-a-pass"
-                break
+                return "inside-a-pass"
             time.sleep(0.002)
+        return "no-pass-seen"
+
+    def kill_worker_mid_scan(self, *, give_up_s: float = 10.0) -> str:
+        """SIGKILL the worker while it holds a chain's scan lock (inside a pass), then start a new one."""
+        assert self.worker is not None
+        moment = self.wait_for_a_pass(give_up_s=give_up_s)
         self.worker.kill9()
         self.start_worker()
         return moment
