@@ -11,6 +11,8 @@ from pathlib import Path
 
 import environ
 
+from stablepay.ratelimit import parse_rate, parse_trusted_proxies
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -110,17 +112,49 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
-# HTTPS deployments (behind a TLS-terminating proxy) set HTTPS=true.
+# --- Security headers, cookies and the Content Security Policy ------------------------------------
+# HTTPS deployments (behind a TLS-terminating proxy that sets X-Forwarded-Proto) set HTTPS=true; then
+# `manage.py check --deploy` is clean (tests/security/test_deploy_settings.py runs it).
 HTTPS = env.bool("HTTPS", default=False)
-SESSION_COOKIE_SECURE = HTTPS
-CSRF_COOKIE_SECURE = HTTPS
 SECURE_SSL_REDIRECT = HTTPS
-SECURE_HSTS_SECONDS = 31536000 if HTTPS else 0
-SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
+SECURE_HSTS_SECONDS = 31536000 if HTTPS else 0  # one year
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+# Preloading is a promise for the whole registrable domain that takes months to undo: the operator
+# opts in (HSTS_PRELOAD=true) once every subdomain serves HTTPS. Until then check --deploy's reminder
+# about it (security.W021) is silenced on purpose.
+SECURE_HSTS_PRELOAD = HTTPS and env.bool("HSTS_PRELOAD", default=False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Cookies: Secure over HTTPS; HttpOnly wherever no script reads them (the CSRF token is read from the
+# form, never from the cookie); SameSite=Lax so that links from e-mails and wallets still arrive
+# signed in, while cross-site POSTs carry no cookie.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = LANGUAGE_COOKIE_SECURE = HTTPS
+SESSION_COOKIE_HTTPONLY = CSRF_COOKIE_HTTPONLY = LANGUAGE_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = LANGUAGE_COOKIE_SAMESITE = "Lax"
+# Content Security Policy (django-csp 4): on every page. Scripts and styles only from our own static
+# files (no inline code, no eval); the JSON data blocks (<script type="application/json">) are data,
+# not script, and CSP does not block them. The payment page's live status polls the same origin.
+INSTALLED_APPS.append("csp")
+MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "csp.middleware.CSPMiddleware")
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'"],  # the QR is inline SVG markup and the icons are files: no data: URLs needed
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        **({"upgrade-insecure-requests": True} if HTTPS else {}),
+    },
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["stablepay.api.authentication.MerchantApiKeyAuthentication"],
@@ -166,6 +200,11 @@ STABLEPAY = {
     "REFERENCE_CACHE_SECONDS": env.float("STABLEPAY_REFERENCE_CACHE_SECONDS", default=5.0),
     # Used for checkout_url where no HTTP request is at hand (webhooks, the watcher).
     "BASE_URL": env.str("STABLEPAY_BASE_URL", default="http://127.0.0.1:8000"),
+    # Fernet keys for webhook secrets at rest, comma-separated, newest first (unset: derived from
+    # SECRET_KEY with HKDF); see stablepay/secret_box.py.
+    "SECRETS_KEYS": env.list("STABLEPAY_SECRETS_KEY", default=[]),
+    # After a webhook secret is rotated, deliveries are also signed with the old one for this long.
+    "WEBHOOK_SECRET_GRACE_HOURS": env.float("STABLEPAY_WEBHOOK_SECRET_GRACE_HOURS", default=24.0),
 }
 
 LOGGING = {
@@ -175,4 +214,33 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"web3": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}},
+}
+
+# --- Rate limits on payment-request creation (stablepay/ratelimit.py) ---------------------------------
+# "N/S" = at most N creations per S seconds (a fixed window), or "off". A bad value stops start-up.
+# Per merchant: API creations under one merchant key. Per IP: storefront checkouts from one shopper
+# address. Per API IP: API creations from one caller address, across every merchant key it uses (one
+# merchant server's traffic comes from one address, hence its own, higher limit).
+# STABLEPAY_TRUSTED_PROXIES: how many proxies in front of the app append to X-Forwarded-For (0: the
+# header is ignored and REMOTE_ADDR is the client). Counters live in Redis when REDIS_URL is set, else
+# in the database (atomic across processes); Redis down fails open with a warning.
+# Defaults: 6,000 creations a minute per merchant (100/s, a busy retailer's peak with room to spare);
+# 60 checkouts a minute per shopper address, since many Hong Kong shoppers share one carrier-NAT address.
+STABLEPAY_RATE_LIMITS = {
+    "PER_MERCHANT": parse_rate(
+        env.str("STABLEPAY_RATE_LIMIT_PER_MERCHANT", default="6000/60"), variable="STABLEPAY_RATE_LIMIT_PER_MERCHANT"
+    ),
+    "PER_IP": parse_rate(
+        env.str("STABLEPAY_RATE_LIMIT_PER_IP", default="60/60"), variable="STABLEPAY_RATE_LIMIT_PER_IP"
+    ),
+    "PER_API_IP": parse_rate(
+        env.str("STABLEPAY_RATE_LIMIT_PER_API_IP", default="12000/60"), variable="STABLEPAY_RATE_LIMIT_PER_API_IP"
+    ),
+    "TRUSTED_PROXIES": parse_trusted_proxies(
+        env.str("STABLEPAY_TRUSTED_PROXIES", default="0"), variable="STABLEPAY_TRUSTED_PROXIES"
+    ),
+    "REDIS_URL": env.str("STABLEPAY_RATE_LIMIT_REDIS_URL", default="") or REDIS_URL,
+    "REDIS_TIMEOUT_SECONDS": 0.25,  # a hung Redis costs at most this, then REDIS_RETRY_SECONDS of failing open
+    "REDIS_RETRY_SECONDS": 5.0,
+    "KEY_PREFIX": "stablepay:rl:",
 }

@@ -9,11 +9,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from shop import selectors, services
 from shop.forms import CartLineForm, CheckoutForm
 from shop.models import Order, Storefront
+from stablepay import ratelimit
 from stablepay.errors import StablepayError
 from stablepay.selectors import payment_timeline
 
@@ -110,7 +112,15 @@ def checkout(request: HttpRequest, code: str) -> HttpResponse:
         messages.info(request, _("Your cart is empty."))
         return redirect("shop:cart", code=storefront.code)
     form = CheckoutForm(request.POST if request.method == "POST" else None, options=selectors.checkout_options())
-    if form.is_valid():
+    too_many = ratelimit.checkout_create_hit(client_ip=ratelimit.client_ip(request)) if form.is_valid() else None
+    if too_many is not None:
+        message = ngettext(
+            "Too many checkouts from your network just now. Please wait %(seconds)d second and try again.",
+            "Too many checkouts from your network just now. Please wait %(seconds)d seconds and try again.",
+            too_many.retry_after,
+        )
+        form.add_error(None, message % {"seconds": too_many.retry_after})
+    elif form.is_valid():
         option = form.chosen()
         try:
             _order, payment_request = services.order_place(
@@ -128,7 +138,10 @@ def checkout(request: HttpRequest, code: str) -> HttpResponse:
         "form": form,
         "payment_window_minutes": selectors.checkout_payment_window_minutes(storefront=storefront),
     }
-    return render(request, "shop/checkout.html", context)
+    response = render(request, "shop/checkout.html", context, status=200 if too_many is None else 429)
+    if too_many is not None:
+        response["Retry-After"] = str(too_many.retry_after)
+    return response
 
 
 def order_list(request: HttpRequest) -> HttpResponse:

@@ -63,9 +63,10 @@ class TokenAdmin(admin.ModelAdmin):
 @admin.register(Merchant)
 class MerchantAdmin(admin.ModelAdmin):
     list_display = ("slug", "name", "payment_tolerance_percent", "expiry_minutes", "next_address_index")
-    readonly_fields = ("api_key_hash", "api_key_prefix", "next_address_index")
+    readonly_fields = ("api_key_hash", "api_key_prefix", "next_address_index", "webhook_secret_previous_until")
     filter_horizontal = ("members",)
-    exclude = ("webhook_secret",)
+    # Webhook secrets are never shown here (they are encrypted at rest); rotate them from /merchant/settings/.
+    exclude = ("webhook_secret", "webhook_secret_previous")
 
 
 @admin.register(FxRate)

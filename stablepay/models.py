@@ -14,6 +14,8 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 
+from stablepay.secret_box import EncryptedTextField
+
 
 class Currency(models.TextChoices):
     HKD = "HKD", "Hong Kong dollar"
@@ -87,7 +89,11 @@ class Merchant(models.Model):
     payment_tolerance_percent = models.DecimalField(max_digits=5, decimal_places=2, default=Decimal("0"))
     expiry_minutes = models.PositiveIntegerField(default=15)
     webhook_url = models.URLField(max_length=500, blank=True, default="")
-    webhook_secret = models.CharField(max_length=128, blank=True, default="")
+    # Webhook signing secrets are encrypted at rest (stablepay/secret_box.py); the attributes are plaintext.
+    webhook_secret = EncryptedTextField(blank=True, default="")
+    # After a rotation the previous secret also signs deliveries until webhook_secret_previous_until.
+    webhook_secret_previous = EncryptedTextField(blank=True, default="")
+    webhook_secret_previous_until = models.DateTimeField(null=True, blank=True)
     next_address_index = models.PositiveIntegerField(default=0)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="merchants")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -379,3 +385,18 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.event_id}"
+
+
+class RateLimitCounter(models.Model):
+    """A fixed-window counter for the database rate-limit backend (no Redis: see stablepay/ratelimit.py).
+
+    Written only by one atomic INSERT ... ON CONFLICT DO UPDATE per hit; a row whose window has ended
+    is restarted by the next hit and swept now and then.
+    """
+
+    key = models.CharField(max_length=200, primary_key=True)
+    count = models.PositiveIntegerField()
+    resets_at_ms = models.BigIntegerField(db_index=True)  # the window's end, Unix time in milliseconds
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.count}"

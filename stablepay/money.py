@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
 
-AMOUNT_PATTERN = re.compile(r"^[0-9]+(\.[0-9]{1,2})?$", re.ASCII)
+AMOUNT_PATTERN = re.compile(r"^[0-9]+(\.[0-9]{1,2})?\Z", re.ASCII)  # \Z: "$" would allow a final newline
 MAX_AMOUNT_DIGITS = 15  # integer digits of a fiat amount: up to 999 trillion
 PIVOT = "HKD"
 DEFAULT_FX: dict[tuple[str, str], Decimal] = {("HKD", "MOP"): Decimal("1.03"), ("USD", "HKD"): Decimal("7.80")}

@@ -12,8 +12,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 from eth_utils.address import is_hex_address, to_checksum_address
 
+from stablepay import webhooks
 from stablepay.addresses import XpubError, parse_xpub
 from stablepay.api.authentication import hash_api_key
 from stablepay.chain.reader import ChainError
@@ -24,6 +26,7 @@ SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 URL = re.compile(r"^https?://[^\s]+$")
 WS_URL = re.compile(r"^wss?://[^\s]+$")
 MIN_API_KEY = 32
+MAX_WEBHOOK_SECRET = 128  # CONTRACT §2 sets no minimum; the settings page asks for 16 or more
 
 
 class SetupError(ValueError):
@@ -182,6 +185,8 @@ def parse(text: str) -> dict[str, list[dict[str, Any]]]:
         webhook_secret = s.text("webhook_secret", required=False)
         if webhook_url and not webhook_secret:
             raise SetupError(f"merchants[{i}].webhook_secret", "is required when webhook_url is set")
+        if webhook_secret and len(webhook_secret) > MAX_WEBHOOK_SECRET:
+            raise SetupError(f"merchants[{i}].webhook_secret", f"must be at most {MAX_WEBHOOK_SECRET} characters")
         merchants.append(
             {
                 "slug": s.text("slug", pattern=SLUG, hint="must be lower-case letters, digits, - or _"),
@@ -238,6 +243,7 @@ def apply(rows: dict[str, list[dict[str, Any]]]) -> SetupSummary:
     """Upsert what `parse` returned, all or nothing."""
     warnings = []
     heads = {}
+    now = timezone.now()
     for chain in rows["chains"]:
         existing = Chain.objects.filter(chain_id=chain["chain_id"]).values_list("start_block", flat=True).first()
         if existing is None:
@@ -255,13 +261,20 @@ def apply(rows: dict[str, list[dict[str, Any]]]) -> SetupSummary:
             fields = {k: v for k, v in token.items() if k != "chain_id"}
             Token.objects.update_or_create(chain=token_chain, address=token["address"], defaults=fields)
         for merchant in rows["merchants"]:
-            fields = {k: v for k, v in merchant.items() if k != "api_key"}
+            fields = {k: v for k, v in merchant.items() if k not in ("api_key", "webhook_secret")}
             fields["api_key_hash"] = hash_api_key(merchant["api_key"])
             fields["api_key_prefix"] = merchant["api_key"][:6]
-            current = Merchant.objects.filter(slug=merchant["slug"]).first()
-            if current is not None and current.xpub != merchant["xpub"] and current.payment_requests.exists():
+            current = Merchant.objects.select_for_update().filter(slug=merchant["slug"]).first()
+            if current is None:
+                Merchant.objects.create(**fields, webhook_secret=merchant["webhook_secret"])
+                continue
+            if current.xpub != merchant["xpub"] and current.payment_requests.exists():
                 raise SetupError("merchants.xpub", f"{merchant['slug']} already has payment requests on another xpub")
-            Merchant.objects.update_or_create(slug=merchant["slug"], defaults=fields)
+            for name, value in fields.items():
+                setattr(current, name, value)
+            # A changed secret is rotated with the grace period: the old one keeps signing for a while.
+            changed = webhooks.secret_replace(current, merchant["webhook_secret"], now=now)
+            current.save(update_fields=[*fields, *(webhooks.SECRET_FIELDS if changed else [])])
         for rate in rows["fx"]:
             FxRate.objects.filter(base=rate["quote"], quote=rate["base"]).delete()
             FxRate.objects.update_or_create(base=rate["base"], quote=rate["quote"], defaults={"rate": rate["rate"]})

@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.db import DatabaseError, connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
@@ -64,6 +65,17 @@ def public_status(payment_request: PaymentRequest) -> dict[str, Any]:
     return public
 
 
+def return_url(payment_request: PaymentRequest, request: HttpRequest) -> str:
+    """The shop's "back to your order" link (metadata.return_url) when it is a path on this site, else "".
+    A check by prefix is not enough: browsers read "/\\evil.example" and "/\t/evil.example" as //evil.example."""
+    url = payment_request.metadata.get("return_url") if isinstance(payment_request.metadata, dict) else None
+    if not isinstance(url, str) or not url.startswith("/") or url.startswith("//"):
+        return ""
+    if not url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return ""
+    return url
+
+
 @require_GET
 def pay_page(request: HttpRequest, request_id: str) -> HttpResponse:
     payment_request = _request_or_404(request_id)
@@ -75,6 +87,7 @@ def pay_page(request: HttpRequest, request_id: str) -> HttpResponse:
         "chain": payment_request.token.chain,
         "qr_svg": qr.svg_inline(scale=5, dark="#0f172a", light="#ffffff", border=2),
         "demo_mode": settings.STABLEPAY["DEMO_MODE"],
+        "return_url": return_url(payment_request, request),
     }
     return render(request, "stablepay/pay.html", context)
 

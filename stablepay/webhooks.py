@@ -1,13 +1,16 @@
-"""Webhooks (CONTRACT §5): a transactional outbox, HMAC-SHA256 signatures with a timestamp, retries.
+"""Webhooks (CONTRACT §5): a transactional outbox, HMAC-SHA256 signatures with a timestamp, retries,
+and signing-secret rotation with a grace period.
 
 `enqueue` writes the outbox row inside the caller's transaction. `deliver_due` posts what is due,
 signing each attempt afresh with the same event id, and backs off exponentially until a 2xx.
+`secret_replace` rotates a merchant's secret: for STABLEPAY["WEBHOOK_SECRET_GRACE_HOURS"] afterwards,
+each delivery carries two signatures (`t=..,v1=<new>,v1=<old>`), so a receiver still holding the old
+secret keeps accepting until it is updated. The signature format and the receiver-side check
+(`verify_signature`) live in stablepay/signature.py, which needs no Django.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 from datetime import datetime, timedelta
@@ -17,34 +20,78 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from stablepay.models import PaymentRequest, WebhookDelivery
+from stablepay.models import Merchant, PaymentRequest, WebhookDelivery
+from stablepay.signature import (
+    SIGNATURE_HEADER,
+    SignatureVerificationError,
+    is_valid,
+    sign,
+    verify_signature,
+)
+
+__all__ = [
+    "SIGNATURE_HEADER",
+    "SignatureVerificationError",
+    "deliver",
+    "deliver_due",
+    "enqueue",
+    "secret_replace",
+    "sign",
+    "signing_secrets",
+    "verify",
+    "verify_signature",
+]
 
 logger = logging.getLogger(__name__)
 
-SIGNATURE_HEADER = "Stablepay-Signature"
 # Delay before try n+1: 10 s, 1 min, 5 min, 30 min, 2 h, 6 h, 12 h, 24 h (9 tries over ~45 h).
 BACKOFF = [timedelta(seconds=s) for s in (10, 60, 300, 1800, 7200, 21600, 43200, 86400)]
 MAX_ATTEMPTS = len(BACKOFF) + 1
 TIMEOUT_SECONDS = 10
 
 
-def sign(secret: str, body: bytes, timestamp: int) -> str:
-    """The header value: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>."""
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={mac}"
-
-
 def verify(secret: str, body: bytes, header: str, *, now: int, tolerance_seconds: int = 300) -> bool:
-    """What a merchant's receiver does: check the HMAC and that the timestamp is recent."""
-    try:
-        parts = dict(item.split("=", 1) for item in header.split(","))
-        timestamp = int(parts["t"])
-    except (KeyError, ValueError):
+    """What a merchant's receiver does, as a yes/no (see signature.verify_signature for the reasons)."""
+    return is_valid(header, body, [secret], tolerance_seconds=tolerance_seconds, now=now)
+
+
+def grace_period() -> timedelta:
+    hours = float(settings.STABLEPAY.get("WEBHOOK_SECRET_GRACE_HOURS", 24))
+    return timedelta(hours=max(hours, 0.0))
+
+
+def signing_secrets(merchant: Merchant, *, now: datetime) -> list[str]:
+    """The secrets a delivery made at `now` is signed with: the current one, then the previous one
+    while its grace period lasts."""
+    secrets = [merchant.webhook_secret] if merchant.webhook_secret else []
+    until = merchant.webhook_secret_previous_until
+    previous = merchant.webhook_secret_previous
+    if previous and until is not None and now < until and previous not in secrets:
+        secrets.append(previous)
+    return secrets
+
+
+def secret_replace(merchant: Merchant, new_secret: str, *, now: datetime) -> bool:
+    """Set a new signing secret on `merchant` (not saved; the caller holds the row lock and saves
+    webhook_secret, webhook_secret_previous and webhook_secret_previous_until). The old secret stays
+    valid for the grace period; one rotated away earlier is dropped. Returns whether it changed."""
+    if new_secret == merchant.webhook_secret:
         return False
-    if abs(now - timestamp) > tolerance_seconds:
-        return False
-    expected = sign(secret, body, timestamp).split("v1=", 1)[1]
-    return hmac.compare_digest(expected, parts.get("v1", ""))
+    if not new_secret:  # webhooks off: nothing signs any more
+        merchant.webhook_secret = merchant.webhook_secret_previous = ""
+        merchant.webhook_secret_previous_until = None
+        return True
+    grace = grace_period()
+    if merchant.webhook_secret and grace > timedelta(0):
+        merchant.webhook_secret_previous = merchant.webhook_secret
+        merchant.webhook_secret_previous_until = now + grace
+    else:
+        merchant.webhook_secret_previous, merchant.webhook_secret_previous_until = "", None
+    merchant.webhook_secret = new_secret
+    return True
+
+
+SECRET_FIELDS = ["webhook_secret", "webhook_secret_previous", "webhook_secret_previous_until"]
 
 
 def enqueue(request: PaymentRequest, *, event_type: str, now: datetime) -> WebhookDelivery | None:
@@ -111,19 +158,25 @@ def deliver(delivery_id: int, *, now: datetime | None = None) -> bool:
         if delivery is None:
             return False
         body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": "stablepay-webhooks/1",
-            SIGNATURE_HEADER: sign(delivery.merchant.webhook_secret, body, int(now.timestamp())),
-        }
+        secrets = signing_secrets(delivery.merchant, now=now)
         delivery.attempts += 1
-        try:
-            response = requests.post(delivery.merchant.webhook_url, data=body, headers=headers, timeout=TIMEOUT_SECONDS)
-            delivery.last_status_code = response.status_code
-            delivery.last_error = "" if response.ok else response.text[:500]
-            ok = 200 <= response.status_code < 300
-        except requests.RequestException as exc:
-            delivery.last_status_code, delivery.last_error, ok = None, str(exc)[:500], False
+        if not secrets:  # never sent unsigned
+            delivery.last_status_code, delivery.last_error, ok = None, "no webhook signing secret is set", False
+        else:
+            headers = {
+                "Content-Type": "application/json",
+                "User-Agent": "stablepay-webhooks/1",
+                SIGNATURE_HEADER: sign(secrets, body, int(now.timestamp())),
+            }
+            try:
+                response = requests.post(
+                    delivery.merchant.webhook_url, data=body, headers=headers, timeout=TIMEOUT_SECONDS
+                )
+                delivery.last_status_code = response.status_code
+                delivery.last_error = "" if response.ok else response.text[:500]
+                ok = 200 <= response.status_code < 300
+            except requests.RequestException as exc:
+                delivery.last_status_code, delivery.last_error, ok = None, str(exc)[:500], False
         if ok:
             delivery.delivered_at, delivery.next_attempt_at = now, None
         elif delivery.attempts >= MAX_ATTEMPTS:

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
 
@@ -20,13 +21,63 @@ from stablepay.models import Currency, Event, PaymentRequest, Resolution, Status
 from stablepay.money import format_token_amount, parse_fiat_amount
 
 MAX_METADATA_BYTES = 4096
+MAX_METADATA_DEPTH = 16
+
+
+def storable_text(value: str) -> bool:
+    """Text PostgreSQL can store: no NUL, no lone surrogate (JSON allows "\\u0000" and "\\ud800")."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def metadata_problem(value: Any) -> str | None:
+    """Why a metadata object cannot be stored as given, or None. Walks it without recursion."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_METADATA_DEPTH:
+            return f"must be nested at most {MAX_METADATA_DEPTH} levels deep"
+        if isinstance(item, dict):
+            if not all(storable_text(str(k)) for k in item):
+                return "keys must not hold NUL characters or lone surrogates"
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+        elif isinstance(item, str) and not storable_text(item):
+            return "text must not hold NUL characters or lone surrogates"
+    if len(json.dumps(value, separators=(",", ":")).encode("utf-8")) > MAX_METADATA_BYTES:
+        return f"must be at most {MAX_METADATA_BYTES} bytes as JSON"
+    return None
 
 
 class StrictCharField(serializers.CharField):
+    """A JSON string, never a number; text PostgreSQL can store (no NUL, no lone surrogate)."""
+
+    default_error_messages = {"unstorable": "must not hold NUL characters or lone surrogates"}
+
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             self.fail("invalid")
+        if not storable_text(data):
+            self.fail("unstorable")
         return str(super().to_internal_value(data))
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": r"^[0-9]+(\.[0-9]{1,2})?$",
+        "maxLength": 40,
+        "description": 'ASCII digits, > 0, at most 2 decimals and 15 integer digits, e.g. "103.00".',
+    }
+)
+class AmountField(StrictCharField):
+    """CONTRACT §4's amount: parsed by validate_amount; only its schema differs from a StrictCharField's."""
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -50,7 +101,7 @@ class RejectUnknownFieldsMixin:
 
 class PaymentRequestCreateIn(RejectUnknownFieldsMixin, serializers.Serializer):
     order_reference = StrictCharField(min_length=1, max_length=64, trim_whitespace=False)
-    amount = StrictCharField(max_length=40, trim_whitespace=False, help_text='Decimal string, e.g. "103.00"')
+    amount = AmountField(max_length=40, trim_whitespace=False)
     currency = serializers.ChoiceField(choices=Currency.values)
     chain_id = StrictIntegerField(min_value=1)
     token = StrictCharField(min_length=1, max_length=16, trim_whitespace=False)
@@ -64,8 +115,9 @@ class PaymentRequestCreateIn(RejectUnknownFieldsMixin, serializers.Serializer):
             raise serializers.ValidationError(str(exc)) from exc
 
     def validate_metadata(self, value: dict[str, Any]) -> dict[str, Any]:
-        if len(json.dumps(value, separators=(",", ":")).encode()) > MAX_METADATA_BYTES:
-            raise serializers.ValidationError(f"must be at most {MAX_METADATA_BYTES} bytes as JSON")
+        problem = metadata_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
         return value
 
 
@@ -75,13 +127,7 @@ _CURRENCIES = frozenset(Currency.values)
 
 def _plain_text(value: Any, min_length: int, max_length: int) -> bool:
     """What StrictCharField(trim_whitespace=False) accepts unchanged: a str within the lengths, no NUL, no surrogate."""
-    if type(value) is not str or not min_length <= len(value) <= max_length or "\x00" in value:
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate (JSON allows "\ud800")
-        return False
-    return True
+    return type(value) is str and min_length <= len(value) <= max_length and storable_text(value)
 
 
 def _json_int(value: Any, low: int, high: int | None = None) -> bool:
@@ -125,7 +171,7 @@ def create_body(data: Any) -> dict[str, Any] | None:
     if "expiry_minutes" in data:
         out["expiry_minutes"] = data["expiry_minutes"]
     if "metadata" in data:
-        if len(json.dumps(metadata, separators=(",", ":")).encode()) > MAX_METADATA_BYTES:
+        if metadata_problem(metadata):
             return None
         out["metadata"] = {str(k): v for k, v in metadata.items()}
     return out
@@ -143,8 +189,10 @@ class ResolveIn(RejectUnknownFieldsMixin, serializers.Serializer):
 
 
 class ListFiltersIn(serializers.Serializer):
-    order_reference = serializers.CharField(required=False, max_length=64)
-    status = serializers.ChoiceField(choices=Status.values, required=False)
+    """Query filters; an empty value (`?status=`) filters nothing, as in an HTML form."""
+
+    order_reference = serializers.CharField(required=False, max_length=64, allow_blank=True)
+    status = serializers.ChoiceField(choices=Status.values, required=False, allow_blank=True)
 
 
 class TokenOut(serializers.Serializer):
@@ -319,6 +367,7 @@ def payment_request_data(request: PaymentRequest, http_request: Request | None =
     }
 
 
+@extend_schema_field({"type": "string", "format": "date", "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"})
 class IsoDateField(serializers.CharField):
     """A YYYY-MM-DD date in ASCII digits; nothing looser."""
 

@@ -1,6 +1,6 @@
 """Routes of the REST API, mounted at /api/v1/."""
 
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from stablepay.api import views
@@ -21,4 +21,7 @@ urlpatterns = [
         views.PaymentRequestResolveApi.as_view(),
         name="api-payment-request-resolve",
     ),
+    # Any other path under /api/v1/ ending in "/" (e.g. an id holding a "/") answers a JSON 404, not the
+    # site's HTML page; one without the slash is still redirected to it first (APPEND_SLASH).
+    re_path(r"^.*/\Z", views.not_found, name="api-not-found"),
 ]

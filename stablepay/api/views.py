@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
+from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
@@ -11,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from stablepay import selectors, services
+from stablepay.api.schema import PaymentRequestPageOut, errors
 from stablepay.api.serializers import (
     ListFiltersIn,
     PaymentRequestCreateIn,
@@ -23,10 +28,41 @@ from stablepay.api.serializers import (
     fingerprint,
     payment_request_data,
 )
+from stablepay.api.throttling import PaymentRequestCreateThrottle, RateLimitedOut
 from stablepay.merchant.selectors import settlement_rows
 from stablepay.models import Merchant, PaymentRequest
+from stablepay.ops import services as ops_services
 
 MAX_IDEMPOTENCY_KEY = 255
+REQUEST_ID = OpenApiParameter(
+    "request_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The payment request's id."
+)
+PAGE = OpenApiParameter(
+    "page",
+    {"type": "integer", "minimum": 1},
+    OpenApiParameter.QUERY,
+    description="1 by default; a page past the last answers 404.",
+)
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY},
+    OpenApiParameter.HEADER,
+    required=False,
+    description=(
+        "The same key with the same body answers the request made first; with another body, 409. "
+        f"1 to {MAX_IDEMPOTENCY_KEY} characters; a longer one answers 400 naming the header."
+    ),
+)
+
+
+class StrictPagination(PageNumberPagination):
+    """`?page=` is a positive integer or absent (DRF would read an empty or "last" page too)."""
+
+    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any] | None:
+        page = request.query_params.get(self.page_query_param)
+        if page is not None and not (page.isascii() and page.isdigit() and int(page) >= 1):
+            raise ValidationError({self.page_query_param: ["must be a positive integer"]})
+        return super().paginate_queryset(queryset, request, view)
 
 
 def _merchant(request: Request) -> Merchant:
@@ -46,27 +82,34 @@ def _own_request(request: Request, request_id: str) -> PaymentRequest:
 
 
 class TokenListApi(APIView):
-    @extend_schema(responses=TokenOut(many=True))
+    @extend_schema(responses={200: TokenOut(many=True), **errors()})
     def get(self, request: Request) -> Response:
         return Response([TokenOut().to_representation(t) for t in selectors.token_list()])
 
 
 class PaymentRequestListCreateApi(APIView):
+    throttle_classes = [PaymentRequestCreateThrottle]  # POST only: stablepay/ratelimit.py
+
     @extend_schema(
-        parameters=[ListFiltersIn], responses=PaymentRequestOut(many=True), operation_id="payment_requests_list"
+        parameters=[ListFiltersIn, PAGE],
+        responses={200: PaymentRequestPageOut, **errors(400, 404)},  # 404: a page number past the end
+        operation_id="payment_requests_list",
     )
     def get(self, request: Request) -> Response:
         filters = ListFiltersIn(data=request.query_params)
         filters.is_valid(raise_exception=True)
         queryset = selectors.payment_request_list(merchant=_merchant(request), **filters.validated_data)
-        paginator = PageNumberPagination()
+        paginator = StrictPagination()
         page = paginator.paginate_queryset(queryset, request, view=self)
         return paginator.get_paginated_response([payment_request_data(pr, request) for pr in page or []])
 
     @extend_schema(
         request=PaymentRequestCreateIn,
-        responses={201: PaymentRequestOut},
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        responses={201: PaymentRequestOut, **errors(400, 409, 413, 415), 429: RateLimitedOut},
+        parameters=[
+            IDEMPOTENCY_KEY,
+            OpenApiParameter("Retry-After", int, OpenApiParameter.HEADER, response=[429]),
+        ],
     )
     def post(self, request: Request) -> Response:
         key = request.headers.get("Idempotency-Key")
@@ -95,13 +138,13 @@ class PaymentRequestListCreateApi(APIView):
 
 
 class PaymentRequestDetailApi(APIView):
-    @extend_schema(responses=PaymentRequestOut)
+    @extend_schema(parameters=[REQUEST_ID], responses={200: PaymentRequestOut, **errors(404)})
     def get(self, request: Request, request_id: str) -> Response:
         return Response(payment_request_data(_own_request(request, request_id), request))
 
 
 class PaymentRequestCancelApi(APIView):
-    @extend_schema(request=None, responses={200: PaymentRequestOut})
+    @extend_schema(parameters=[REQUEST_ID], request=None, responses={200: PaymentRequestOut, **errors(404, 409)})
     def post(self, request: Request, request_id: str) -> Response:
         own = _own_request(request, request_id)
         canceled = services.payment_request_cancel(request_id=own.pk, actor=_actor(request))
@@ -109,12 +152,16 @@ class PaymentRequestCancelApi(APIView):
 
 
 class PaymentRequestResolveApi(APIView):
-    @extend_schema(request=ResolveIn, responses={200: PaymentRequestOut})
+    @extend_schema(
+        parameters=[REQUEST_ID],
+        request=ResolveIn,
+        responses={200: PaymentRequestOut, **errors(400, 403, 404, 409, 413, 415)},
+    )
     def post(self, request: Request, request_id: str) -> Response:
         own = _own_request(request, request_id)
         body = ResolveIn(data=request.data)
         body.is_valid(raise_exception=True)
-        resolved = services.payment_request_resolve(
+        resolved = ops_services.merchant_resolve(
             request_id=own.pk,
             action=body.validated_data["action"],
             note=body.validated_data["note"],
@@ -127,9 +174,17 @@ class PaymentRequestResolveApi(APIView):
 class SettlementListApi(APIView):
     """The settlement report: one row per Hong Kong day, chain, token (and fiat currency) of `paid` requests."""
 
-    @extend_schema(parameters=[SettlementFiltersIn], responses=SettlementRowOut(many=True))
+    @extend_schema(parameters=[SettlementFiltersIn], responses={200: SettlementRowOut(many=True), **errors(400)})
     def get(self, request: Request) -> Response:
         filters = SettlementFiltersIn(data=request.query_params)
         filters.is_valid(raise_exception=True)
         rows = settlement_rows(merchant=_merchant(request), **filters.validated_data)
         return Response([row.as_api() for row in rows])
+
+
+@extend_schema(exclude=True)
+@api_view(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+@authentication_classes([])
+@permission_classes([])
+def not_found(request: Request) -> Response:
+    raise NotFound("no such API endpoint")

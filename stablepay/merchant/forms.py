@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from stablepay.models import Status
 
-ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", re.ASCII)
+ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z", re.ASCII)
 
 
 def parse_iso_date(text: str) -> date:

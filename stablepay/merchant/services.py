@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from stablepay import webhooks
 from stablepay.api.authentication import hash_api_key
 from stablepay.errors import Conflict, InvalidInput
 from stablepay.models import Merchant, WebhookDelivery
@@ -32,30 +33,35 @@ def new_webhook_secret() -> str:
 
 
 def merchant_webhook_update(
-    *, merchant: Merchant, webhook_url: str, webhook_secret: str = "", new_secret: bool = False, actor: str
+    *,
+    merchant: Merchant,
+    webhook_url: str,
+    webhook_secret: str = "",
+    new_secret: bool = False,
+    actor: str,
+    now: datetime | None = None,
 ) -> tuple[Merchant, bool]:
     """Set (or, with an empty URL, turn off) the webhook endpoint; returns (merchant, secret_changed).
 
     The signing secret is kept unless a new one is given or asked for; an endpoint without a secret gets
-    a generated one, since every delivery is signed.
+    a generated one, since every delivery is signed. A replaced secret keeps signing deliveries (as a
+    second signature) for STABLEPAY["WEBHOOK_SECRET_GRACE_HOURS"] (webhooks.secret_replace).
     """
+    now = now or timezone.now()
     with transaction.atomic():
         locked = _locked(merchant)
-        previous_secret = locked.webhook_secret
         locked.webhook_url = webhook_url
+        changed = False
         if webhook_secret:
-            locked.webhook_secret = webhook_secret
+            changed = webhooks.secret_replace(locked, webhook_secret, now=now)
         elif new_secret or (webhook_url and not locked.webhook_secret):
-            locked.webhook_secret = new_webhook_secret()
-        locked.save(update_fields=["webhook_url", "webhook_secret"])
-    changed = locked.webhook_secret != previous_secret
-    logger.info(
-        "merchant %s: webhook url %s by %s%s",
-        locked.slug,
-        "set" if webhook_url else "cleared",
-        actor,
-        ", secret changed" if changed else "",
-    )
+            changed = webhooks.secret_replace(locked, new_webhook_secret(), now=now)
+        locked.save(update_fields=["webhook_url", *(webhooks.SECRET_FIELDS if changed else [])])
+    detail = ""
+    if changed:
+        until = locked.webhook_secret_previous_until
+        detail = f", secret rotated (the previous one signs too until {until.isoformat()})" if until else ", secret set"
+    logger.info("merchant %s: webhook url %s by %s%s", locked.slug, "set" if webhook_url else "cleared", actor, detail)
     return locked, changed
 
 

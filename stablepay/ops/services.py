@@ -7,6 +7,11 @@ exact), one that cannot be priced in HKD, and any refund of a compliance hold wa
 out) or rejects it. The requester can never decide their own request (checked here and by a database
 constraint).
 
+The merchant's own API call (`merchant_resolve`, behind POST /api/v1/payment-requests/{id}/resolve/) is
+held to the same rules: only the actions offered for the exception, nothing while a refund awaits
+approval, and no refund that would need four-eyes (those are requested and approved in the ops console);
+a compliance hold is decided by ops only. An API key alone never bypasses the second pair of eyes.
+
 OpsAction rows are append-only. Two write-once fields are filled later, each by one service and each
 with its own timeline event: the decision on a pending request, and the refund's tx hash once sent.
 """
@@ -25,7 +30,7 @@ from django.db import transaction
 from django.utils import timezone
 from eth_utils.address import is_checksum_address, to_checksum_address
 
-from stablepay import services
+from stablepay import reconcile, services
 from stablepay.errors import Conflict, InvalidInput, StablepayError
 from stablepay.models import ActionState, Event, OpsAction, PaymentRequest, Resolution
 from stablepay.ops import selectors
@@ -174,6 +179,49 @@ def ops_action_request(
             _carry_out(op, note=note, actor=actor_name(user), now=now)
     logger.info("ops %s: %s %s on %s (%s)", user.get_username(), action, op.exception, pr.pk, op.state)
     return op
+
+
+def merchant_resolve(
+    *,
+    request_id: UUID | str,
+    action: str,
+    note: str,
+    actor: str,
+    refund_tx_hash: str | None = None,
+    now: datetime | None = None,
+) -> PaymentRequest:
+    """The merchant resolves its own request's exception through the API, within the ops console's rules.
+
+    403 (NotAllowed) for a compliance hold and for a refund above the four-eyes limit; 409 while a refund
+    awaits approval or when nothing was received to refund; 400 for an action not offered or a malformed
+    refund tx hash."""
+    if action == Resolution.REFUND:
+        refund_tx_hash = clean_tx_hash(refund_tx_hash, required=False) or None
+    elif (refund_tx_hash or "").strip():
+        raise InvalidInput("refund_tx_hash", "only a refund takes a refund tx hash")
+    with transaction.atomic():
+        pr = _locked_request(request_id)
+        if not pr.exception:
+            raise Conflict("exception", "the request has no open exception to resolve")
+        if OpsAction.objects.filter(payment_request=pr, state=ActionState.PENDING_APPROVAL).exists():
+            raise Conflict("exception", "a refund is awaiting an ops user's approval")
+        if pr.exception == reconcile.HELD:
+            raise NotAllowed("action", "a compliance hold is decided by the operations team, not through the API")
+        if action not in selectors.ACTIONS_BY_EXCEPTION.get(pr.exception, ()):
+            raise InvalidInput("action", f"{action} is not offered for the {pr.exception} exception")
+        if action == Resolution.REFUND:
+            refund = selectors.refund_amount(pr, list(pr.transfers.select_related("token")), services.fx_rates())
+            if refund.is_zero:
+                raise Conflict("action", "nothing was received that a refund could send back")
+            if selectors.refund_needs_approval(pr, refund):
+                raise NotAllowed(
+                    "action",
+                    f"four-eyes: a refund of {refund.hkd_text} is above the HKD {selectors.four_eyes_threshold()}"
+                    " limit; it must be requested and approved by two people in the ops console",
+                )
+        return services.payment_request_resolve(
+            request_id=pr.pk, action=action, note=note, actor=actor, refund_tx_hash=refund_tx_hash, now=now
+        )
 
 
 def _carry_out(op: OpsAction, *, note: str, actor: str, now: datetime) -> None:

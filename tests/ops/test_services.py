@@ -379,14 +379,14 @@ def test_queue_groups_by_type_oldest_first_with_search(exceptions: Exceptions) -
     assert counts == {"underpaid": 2, "overpaid": 1, "late": 1, "wrong_token": 1, "reorged": 1, "held": 0}
 
 
-# the merchant's resolve API (the merchant acting: no four-eyes) -------------------------------------------
+# the merchant's resolve API (below the four-eyes limit: the merchant's own call; above it, see
+# tests/security/test_authorization.py) ----------------------------------------------------------------------
 def test_the_resolve_api_still_resolves_the_merchants_own_exceptions(
     exceptions: Exceptions,
     api,
-    other_api,
-    four_eyes_at_5_hkd: None,  # type: ignore[no-untyped-def]
+    other_api,  # type: ignore[no-untyped-def]
 ) -> None:
-    pr = exceptions.overpaid()  # a 10.00 HKD excess: above the ops limit, yet the merchant's own call
+    pr = exceptions.overpaid()  # a 10.00 HKD excess: below the default HKD 1000.00 limit
     url = f"/api/v1/payment-requests/{pr.pk}/resolve/"
     assert other_api.post(url, {"action": "refund", "note": "x"}, format="json").status_code == 404
     response = api.post(url, {"action": "refund", "note": "Sent back", "refund_tx_hash": REFUND_TX}, format="json")

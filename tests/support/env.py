@@ -15,3 +15,7 @@ os.environ.setdefault("STABLEPAY_BASE_URL", "http://testserver")
 # Tests write tokens and FX rates and roll them back: read them fresh (tests/stablepay/test_refdata.py
 # covers the cache itself).
 os.environ.setdefault("STABLEPAY_REFERENCE_CACHE_SECONDS", "0")
+# Creation rate limits (issue 6) high enough that no ordinary test trips them; the rate-limit tests
+# (tests/security/test_ratelimit*.py) set low ones.
+for _limit in ("PER_MERCHANT", "PER_IP", "PER_API_IP"):
+    os.environ.setdefault(f"STABLEPAY_RATE_LIMIT_{_limit}", "100000000/60")

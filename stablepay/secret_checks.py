@@ -1,0 +1,51 @@
+"""System checks for the secrets stablepay depends on (see stablepay/secret_box.py).
+
+- stablepay.E101: a STABLEPAY_SECRETS_KEY entry is not a Fernet key (always checked).
+- stablepay.E102 (`check --deploy`): DEBUG is off and SECRET_KEY is not set in the environment. The
+  settings then fall back to a random per-checkout `.secret_key` file, which is for development only:
+  every web, watcher and worker process must share one SECRET_KEY (sessions, and, unless
+  STABLEPAY_SECRETS_KEY is set, the key that encrypts webhook secrets at rest).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from cryptography.fernet import Fernet
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, register
+
+from stablepay.secret_box import configured_keys
+
+
+@register()
+def secrets_keys_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    for i, key in enumerate(configured_keys()):
+        try:
+            Fernet(key)
+        except ValueError:
+            errors.append(
+                Error(
+                    f"STABLEPAY_SECRETS_KEY: key {i + 1} is not a Fernet key.",
+                    hint="Each comma-separated key is 32 url-safe base64-encoded bytes: "
+                    'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"',
+                    id="stablepay.E101",
+                )
+            )
+    return errors
+
+
+@register(Tags.security, deploy=True)
+def secret_key_from_environment_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if settings.DEBUG or os.environ.get("SECRET_KEY", "").strip():
+        return []
+    return [
+        Error(
+            "DEBUG is off but SECRET_KEY is not set in the environment.",
+            hint="Set SECRET_KEY (the same value for every web, watcher and worker process); the .secret_key "
+            "file it falls back to is for development only.",
+            id="stablepay.E102",
+        )
+    ]
