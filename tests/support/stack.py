@@ -331,6 +331,7 @@ class Stack:
         self.web_url = ""
         self.tokens: dict[str, str] = {}
         self.fake_hkdx = ""
+        self.secret_key = "chaos-" + secrets.token_urlsafe(40)
         self.workers_started = 0
         self.api_retries: list[str] = []  # why a create was tried again (a 5xx or a dropped connection)
         self.http = requests.Session()
@@ -429,7 +430,7 @@ class Stack:
             PYTHONPATH=str(REPO_ROOT),
             PYTHONUNBUFFERED="1",
             DEBUG="false",
-            SECRET_KEY="chaos-" + secrets.token_urlsafe(40),
+            SECRET_KEY=self.secret_key,  # one for every process: webhook secrets are encrypted with it
             LOG_LEVEL="INFO",
             STABLEPAY_SCAN_INTERVAL=str(self.config.scan_interval_s),
             STABLEPAY_RPC_TIMEOUT=str(self.config.rpc_timeout_s),
