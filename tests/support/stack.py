@@ -35,6 +35,7 @@ import redis
 import requests
 
 from stablepay.chain import devchain
+from tests.conftest import MERCHANT_MNEMONIC, account_xpub
 from tests.support.rpc_proxy import FaultProxy
 from tests.support.services import (
     REPO_ROOT,
@@ -46,7 +47,6 @@ from tests.support.services import (
     free_port,
 )
 
-MERCHANT_MNEMONIC = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about"
 API_KEY = "chaos-test-key-0123456789abcdef0123456789"
 WEBHOOK_SECRET = "whsec-chaos-" + "0123456789abcdef" * 2
 CHAIN_ID = 31337
@@ -63,13 +63,6 @@ CREATE TABLE IF NOT EXISTS chaos_signal_log (
     at timestamptz NOT NULL DEFAULT now()
 )
 """
-
-
-def _account_xpub(mnemonic: str) -> str:
-    from bip_utils import Bip32Secp256k1, Bip39SeedGenerator
-
-    seed = Bip39SeedGenerator(mnemonic).Generate()
-    return str(Bip32Secp256k1.FromSeed(seed).DerivePath("m/44'/60'/0'").PublicKey().ToExtended())
 
 
 # PostgreSQL and Redis that the test owns ---------------------------------------------------------
@@ -507,7 +500,7 @@ class Stack:
                 {
                     "slug": "acme",
                     "name": "Acme HK",
-                    "xpub": _account_xpub(MERCHANT_MNEMONIC),
+                    "xpub": account_xpub(MERCHANT_MNEMONIC),
                     "api_key": API_KEY,
                     "payment_tolerance_percent": "0.5",
                     "expiry_minutes": self.config.expiry_minutes,
