@@ -205,6 +205,10 @@ STABLEPAY = {
     "SECRETS_KEYS": env.list("STABLEPAY_SECRETS_KEY", default=[]),
     # After a webhook secret is rotated, deliveries are also signed with the old one for this long.
     "WEBHOOK_SECRET_GRACE_HOURS": env.float("STABLEPAY_WEBHOOK_SECRET_GRACE_HOURS", default=24.0),
+    # Public RPC URLs per chain id that the payment page's "Pay with browser wallet" may ask a wallet to add
+    # (wallet_addEthereumChain), as JSON: {"8453": ["https://mainnet.base.org"]}. Unset: only local dev chains
+    # (31337, 1337) offer their own RPC URL; the watcher's node URLs are never published. See stablepay/wallet.py.
+    "WALLET_RPC_URLS": env.json("STABLEPAY_WALLET_RPC_URLS", default={}),
 }
 
 LOGGING = {

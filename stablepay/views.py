@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from stablepay import devtools, selectors
 from stablepay.api.serializers import payment_request_data
 from stablepay.models import PaymentRequest
+from stablepay.wallet import wallet_config, wallet_texts
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,8 @@ def pay_page(request: HttpRequest, request_id: str) -> HttpResponse:
         "qr_svg": qr.svg_inline(scale=5, dark="#0f172a", light="#ffffff", border=2),
         "demo_mode": settings.STABLEPAY["DEMO_MODE"],
         "return_url": return_url(payment_request, request),
+        "wallet": wallet_config(payment_request),
+        "wallet_texts": wallet_texts(payment_request),
     }
     return render(request, "stablepay/pay.html", context)
 

@@ -112,7 +112,7 @@ def test_dispatch_mode_forwards_heads_and_never_scans_itself(local_chain: LocalC
         assert wait_for(lambda: loop.followers and next(iter(loop.followers.values())).connected.is_set(), 10)
         local_chain.pay(request.pay_to, request_due(request))
         local_chain.mine(1)
-        assert wait_for(lambda: len(forwarded) >= 2, 5)
+        assert wait_for(lambda: len(forwarded) >= 2, 20)  # generous: a loaded CI machine is slow, not wrong
     assert {chain.pk for chain in forwarded} == {chain_pk}
     assert status(request) == "open"  # the Celery workers scan, not the follower
 
