@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 ANVIL := node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 
-.PHONY: demo test lint bench deps system-deps browser-deps contracts vendor clean
+.PHONY: demo test chaos lint bench deps system-deps browser-deps contracts vendor clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,13 @@ demo: deps
 # binaries only when no server answers), then runs every test against real services.
 test: deps system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The fault suite at full size (issue #6): 300 randomized payments through a whole stack under every
+# fault, then the 2-minute load test. `make test` runs a shorter seeded fault run (CHAOS_PAYMENTS=60).
+# Figures: test-artifacts/chaos-report.json and load-report.json. CHAOS_SEED picks another run.
+CHAOS_PAYMENTS ?= 300
+chaos: deps system-deps
+	CHAOS_PAYMENTS=$(CHAOS_PAYMENTS) $(PY) -m pytest -m chaos tests/chaos $(PYTEST_ARGS)
 
 # Benchmarks (issue #5): writes bench/results/latest.json and latest.md; BENCH=P2 runs only some.
 bench: deps

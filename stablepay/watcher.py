@@ -108,8 +108,21 @@ def _fork_point(stored: Mapping[int, str], known: Mapping[int, BlockRef | None])
     return min(changed) if changed else None
 
 
-def _rollback(chain: Chain, fork: int) -> tuple[int, set[UUID]]:
-    """Orphan every transfer at or above `fork` and rewind the cursor below it."""
+def _rescan_from(chain: Chain, stored: Mapping[int, str], fork: int) -> int:
+    """Where the rescan after a reorg starts: just above the highest stored block that still matches.
+
+    Only some hashes are stored (blocks with transfers, the last tip), so the chain may have forked
+    anywhere between that block and `fork`, in blocks never stored, and a payment re-included there
+    would be missed by a rescan from `fork`. With no matching block stored below, the whole reorg
+    window is read again. The transfers in between sit in stored, matching blocks: they stay as they are.
+    """
+    below = [n for n in stored if n < fork]
+    floor = chain.start_block or 0
+    return max(floor, max(below) + 1 if below else fork - reorg_window(chain))
+
+
+def _rollback(chain: Chain, fork: int, rescan_from: int) -> tuple[int, set[UUID]]:
+    """Orphan every transfer at or above `fork` and rewind the cursor below `rescan_from` (<= fork)."""
     with transaction.atomic():
         cursor = Cursor.objects.select_for_update().get(chain=chain)
         doomed = Transfer.objects.filter(chain=chain, block_number__gte=fork).exclude(state=TransferState.ORPHANED)
@@ -117,8 +130,8 @@ def _rollback(chain: Chain, fork: int) -> tuple[int, set[UUID]]:
         _mark_pending(touched)
         orphaned = doomed.update(state=TransferState.ORPHANED)
         Block.objects.filter(chain=chain, number__gte=fork).delete()
-        if cursor.scanned_block >= fork:
-            cursor.scanned_block = fork - 1
+        if cursor.scanned_block >= rescan_from:
+            cursor.scanned_block = rescan_from - 1
             cursor.save(update_fields=["scanned_block"])
     logger.warning("chain %s: reorg from block %s, %s transfers orphaned", chain.chain_id, fork, orphaned)
     return orphaned, {pk for pk in touched if pk is not None}
@@ -325,7 +338,7 @@ def scan_chain(*, chain: Chain, reader: ChainReader, now: datetime | None = None
     fork = _fork_point(stored, known)
     if fork is not None:
         result.reorg_depth = head.number - fork + 1
-        result.orphaned, touched = _rollback(chain, fork)
+        result.orphaned, touched = _rollback(chain, fork, _rescan_from(chain, stored, fork))
         result.touched |= touched
     verified = {n for n in stored if fork is None or n < fork}
     tokens = {t.address.lower(): t for t in Token.objects.filter(chain=chain)}

@@ -327,6 +327,33 @@ def test_a_transfer_re_included_at_another_log_index_is_counted_once(
     assert paid_units(request_) == DUE
 
 
+def test_a_transfer_a_reorg_moves_below_its_old_block_is_found(
+    local_chain: LocalChain, request_: PaymentRequest
+) -> None:
+    """Found by the fault suite (tests/chaos): the watcher keeps only some block hashes (blocks with
+    transfers, and its last tip), so the lowest stored hash that changed is not the fork point: the
+    chain may have forked lower, in blocks it never stored. A payment re-included there, below its old
+    block, was lost (orphaned, never rescanned): the rescan must start above the highest stored block
+    that still matches."""
+    local_chain.mine(4)
+    local_chain.scan()  # stores the tip, below the payment's block
+    raw, tx = send_raw_transfer(local_chain, request_.pay_to, DUE)
+    mined_in = block_of(local_chain, tx)
+    local_chain.mine(2)
+    local_chain.scan()  # stores the payment's block and the new tip
+    assert state(request_) == ("confirming", "")
+
+    # Replace the payment's block, the two below it (never stored) and the two above: it lands lower.
+    depth = head(local_chain) - mined_in + 3
+    local_chain.anvil.reorg(depth, [[raw, 0]])
+    assert block_of(local_chain, tx) == mined_in - 2
+    local_chain.settle()
+    assert state(request_) == ("paid", "")
+    assert paid_units(request_) == DUE
+    (row,) = live_transfers(tx)
+    assert row.state == "confirmed" and row.block_number == mined_in - 2
+
+
 def test_a_reorg_deeper_than_the_confirmations_after_paid_needs_review(
     local_chain: LocalChain, request_: PaymentRequest, status_changes: list[tuple[str, str, str]]
 ) -> None:

@@ -91,6 +91,24 @@ def test_a_lagging_second_source_delays_but_loses_nothing(
     assert paid(request) and Transfer.objects.count() == 1
 
 
+def test_a_lagging_node_never_answers_for_blocks_it_does_not_have(
+    local_chain: LocalChain, merchant: Merchant, proxy: FaultProxy, second_proxy: FaultProxy
+) -> None:
+    """Found with the fault suite's stale-head proxy: the head came from one node (the first failed to
+    answer it) and the logs from another that had not seen the range's last blocks yet. Its answer, a
+    partial one, was taken for the whole range and the cursor moved past a payment: lost."""
+    use_urls(proxy.url, second_proxy.url)
+    scan_once()
+    request = create_request(merchant)
+    proxy.stale_head = local_chain.anvil.w3.eth.block_number  # the first node stops here...
+    proxy.fail_latest = True  # ...and cannot tell its head, so the second one gives it
+    local_chain.pay(request.pay_to, int(request.amount_due_base_units))
+    run_passes(local_chain, 2)
+    proxy.clear()
+    run_passes(local_chain, 4)
+    assert paid(request) and Transfer.objects.count() == 1
+
+
 @pytest.mark.parametrize("fault", ["http500", "rpc_error", "malformed"])
 def test_a_failing_node_fails_over_and_the_payment_waits_for_a_second_source(
     local_chain: LocalChain, merchant: Merchant, proxy: FaultProxy, fault: str
