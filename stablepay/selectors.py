@@ -55,6 +55,7 @@ def payment_timeline(request_id: uuid.UUID | str) -> list[Event]:
 
 
 def chain_health() -> list[dict[str, object]]:
+    """Per chain: the watcher's cursor (stablepay.health adds each node's live head)."""
     rows = []
     for chain in Chain.objects.select_related("cursor").order_by("chain_id"):
         cursor = getattr(chain, "cursor", None)

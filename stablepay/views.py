@@ -15,7 +15,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from stablepay import devtools, selectors
+from stablepay import devtools, health, selectors
 from stablepay.api.serializers import payment_request_data
 from stablepay.models import PaymentRequest
 from stablepay.pay_state import with_page_state
@@ -126,7 +126,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-        chains = selectors.chain_health()
+        chains = health.chain_health()
     except DatabaseError as exc:
         return JsonResponse({"status": "error", "database": str(exc)[:200]}, status=503)
     return JsonResponse({"status": "ok", "database": "ok", "chains": chains})

@@ -5,8 +5,10 @@ from __future__ import annotations
 from django.core.management import call_command
 from django.test import Client
 
-from stablepay.models import Merchant, PaymentRequest
+from stablepay import health
+from stablepay.models import Chain, Cursor, Merchant, PaymentRequest
 from tests.conftest import LocalChain, create_request
+from tests.support.services import free_port
 
 
 def make_request(merchant: Merchant) -> PaymentRequest:
@@ -41,9 +43,10 @@ def test_payment_page_and_public_status(local_chain: LocalChain, merchant: Merch
 
 def test_healthz_reports_each_chain(local_chain: LocalChain) -> None:
     local_chain.scan()
-    health = Client().get("/healthz")
-    assert health.status_code == 200
-    chain = health.json()["chains"][0]
+    health.clear_cache()
+    answer = Client().get("/healthz")
+    assert answer.status_code == 200
+    chain = answer.json()["chains"][0]
     assert chain["chain_id"] == 31337 and chain["lag_blocks"] == 0 and chain["head"] == chain["scanned"]
 
 
@@ -53,3 +56,25 @@ def test_payment_page_speaks_traditional_chinese(local_chain: LocalChain, mercha
         body = Client().get(f"/pay/{request.pk}/", headers={"Accept-Language": language}).content.decode()
         assert 'lang="zh-hant"' in body
         assert "請準確轉帳" in body and "至此地址" in body and "等待你的付款" in body
+
+
+def test_healthz_measures_lag_against_the_node_not_the_last_pass(local_chain: LocalChain) -> None:
+    """A watcher that stopped must not read as caught up: the head is the node's, read live."""
+    local_chain.scan()
+    local_chain.mine(5)  # the watcher does not run: these blocks are not read
+    health.clear_cache()
+    chain = Client().get("/healthz").json()["chains"][0]
+    assert chain["head"] == local_chain.anvil.w3.eth.block_number
+    assert chain["lag_blocks"] == 5 and chain["node_error"] == ""
+
+
+def test_healthz_keeps_answering_when_the_node_does_not(local_chain: LocalChain) -> None:
+    local_chain.scan()
+    scanned = Cursor.objects.get(chain__chain_id=31337).scanned_block
+    Chain.objects.filter(chain_id=31337).update(rpc_urls=[f"http://127.0.0.1:{free_port()}"])
+    health.clear_cache()
+    answer = Client().get("/healthz")
+    assert answer.status_code == 200
+    chain = answer.json()["chains"][0]
+    assert chain["scanned"] == scanned and chain["head"] == scanned  # the last head the watcher saw
+    assert "127.0.0.1" in chain["node_error"]
