@@ -3,9 +3,12 @@ real anvil, real PostgreSQL, the watcher running as it does in the demo."""
 
 from __future__ import annotations
 
+import math
 import re
+from fractions import Fraction
 
 import pytest
+import segno
 from django.core.management import call_command
 from playwright.sync_api import Page, expect
 
@@ -59,3 +62,48 @@ def test_macau_purchase_paid_with_the_simulate_button(
     expect(page.locator(".timeline-item")).to_have_count(3)  # open, confirming, paid
     expect(page.locator(".timeline")).to_contain_text("Confirming")
     screenshot("order-paid")
+
+
+def test_macau_purchase_in_mop_paid_by_a_transfer_to_the_qr_address(
+    page: Page,
+    live_server,
+    demo_store: LocalChain,
+    running_watcher: None,
+    screenshot,  # type: ignore[no-untyped-def]
+) -> None:
+    """The shopper's wallet app scans the QR: the EIP-681 URI it encodes is the whole instruction. The
+    test reads that URI, checks the drawn QR is exactly its encoding, and pays it from an anvil account."""
+    page.goto(f"{live_server.url}/store/mo/")
+    page.locator("form[action*='cart/add'] button[type=submit]").first.click()
+    page.goto(f"{live_server.url}/store/mo/checkout/")
+    page.locator("input[type=radio]").first.check()
+    page.locator("form[data-submit-once] button[type=submit]").click()
+    page.wait_for_url(re.compile(r"/pay/[0-9a-f-]+/$"))
+    order = Order.objects.get()
+    assert order.currency == "MOP"
+
+    status = page.request.get(page.url + "status/").json()
+    uri = status["payment_uri"]
+    match = re.fullmatch(r"ethereum:(0x[0-9a-fA-F]{40})@31337/transfer\?address=(0x[0-9a-fA-F]{40})&uint256=(\d+)", uri)
+    assert match, uri
+    token_address, pay_to, amount = match.group(1), match.group(2), int(match.group(3))
+    drawn = page.locator("#pay-qr .qr svg").evaluate("svg => svg.outerHTML")
+    expected = segno.make(uri, error="m").svg_inline(scale=5, dark="#0f172a", light="#ffffff", border=2)
+    assert _qr_path(drawn) == _qr_path(expected)  # the QR on screen encodes exactly this URI
+    assert page.locator("#pay-to").inner_text() == pay_to
+    assert token_address.lower() == demo_store.tokens["HKDX"].lower()
+    # The price in MOP, at the statutory 1 HKD = 1.03 MOP, rounded up to the token's base unit.
+    assert amount == math.ceil(Fraction(status["amount"]) * 10**6 / Fraction("1.03"))
+
+    demo_store.pay(pay_to, amount, sender_index=2)
+    expect(page.locator("#pay")).to_have_attribute("data-status", "paid", timeout=30_000)
+    expect(page.locator("#status-badge")).to_have_text("Paid")
+    screenshot("paid-by-qr-transfer")
+    order.refresh_from_db()
+    assert order.status == "paid"
+
+
+def _qr_path(svg: str) -> str:
+    found = re.search(r'<path[^>]* d="([^"]+)"', svg)
+    assert found, svg[:200]
+    return found.group(1)
