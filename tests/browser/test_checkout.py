@@ -25,6 +25,15 @@ def demo_store(local_chain: LocalChain, settings) -> LocalChain:  # type: ignore
     return local_chain
 
 
+def _check_out_first_item(page: Page, base_url: str) -> None:
+    """From the Macau storefront: the first product into the cart, check out with the first coin."""
+    page.locator("form[action*='cart/add'] button[type=submit]").first.click()
+    page.goto(f"{base_url}/store/mo/checkout/")
+    page.locator("input[type=radio]").first.check()
+    page.locator("form[data-submit-once] button[type=submit]").click()
+    page.wait_for_url(re.compile(r"/pay/[0-9a-f-]+/$"))
+
+
 def test_macau_purchase_paid_with_the_simulate_button(
     page: Page,
     live_server,
@@ -34,11 +43,7 @@ def test_macau_purchase_paid_with_the_simulate_button(
 ) -> None:
     page.goto(f"{live_server.url}/store/mo/")
     expect(page.get_by_text("MOP$128.00").first).to_be_visible()
-    page.locator("form[action*='cart/add'] button[type=submit]").first.click()
-    page.goto(f"{live_server.url}/store/mo/checkout/")
-    page.locator("input[type=radio]").first.check()
-    page.locator("form[data-submit-once] button[type=submit]").click()
-    page.wait_for_url(re.compile(r"/pay/[0-9a-f-]+/$"))
+    _check_out_first_item(page, live_server.url)
 
     order = Order.objects.get()
     assert order.status == "pending_payment" and order.currency == "MOP"
@@ -74,11 +79,7 @@ def test_macau_purchase_in_mop_paid_by_a_transfer_to_the_qr_address(
     """The shopper's wallet app scans the QR: the EIP-681 URI it encodes is the whole instruction. The
     test reads that URI, checks the drawn QR is exactly its encoding, and pays it from an anvil account."""
     page.goto(f"{live_server.url}/store/mo/")
-    page.locator("form[action*='cart/add'] button[type=submit]").first.click()
-    page.goto(f"{live_server.url}/store/mo/checkout/")
-    page.locator("input[type=radio]").first.check()
-    page.locator("form[data-submit-once] button[type=submit]").click()
-    page.wait_for_url(re.compile(r"/pay/[0-9a-f-]+/$"))
+    _check_out_first_item(page, live_server.url)
     order = Order.objects.get()
     assert order.currency == "MOP"
 
