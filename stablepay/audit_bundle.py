@@ -25,6 +25,7 @@ import base64
 import binascii
 import hashlib
 import json
+import os
 import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -81,9 +82,16 @@ def _key_file() -> Path:
 def _local_seed() -> str:
     """A per-checkout key for development, kept out of git (like .secret_key); production sets the variable."""
     path = _key_file()
-    if not path.exists():
-        path.write_text(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
-        path.chmod(0o600)
+    if not path.exists():  # written whole under a temporary name, then linked: concurrent first runs agree
+        temporary = path.with_name(f"{path.name}.{secrets.token_hex(8)}")
+        temporary.touch(mode=0o600)
+        temporary.write_text(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink()
     return path.read_text().strip()
 
 

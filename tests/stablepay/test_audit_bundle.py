@@ -291,3 +291,61 @@ def test_a_signing_key_from_the_environment_is_used(
     signature = json.loads(download(api, pr))["signature"]
     assert base64.b64decode(signature["public_key"]) == audit_bundle.public_key_raw(expected)
     assert verify(write(tmp_path, download(api, pr)), "--offline")[0] == 0  # the CLI trusts the configured key
+
+
+def test_a_refunded_requests_bundle_holds_the_ops_action_and_its_timeline(
+    api: APIClient, local_chain: LocalChain, merchant: Merchant, tmp_path: Path
+) -> None:
+    from stablepay.chain import devchain
+    from stablepay.ops import services as ops_services
+    from tests.ops.conftest import Exceptions
+
+    pr = Exceptions(local_chain, merchant).overpaid()  # 20 HKDX for a 10.00 HKD request
+    _user("olivia", "stablepay.ops_console")
+    olivia = User.objects.get(username="olivia")
+    payer = str(devchain.dev_account(1).address)
+    refund_tx = local_chain.pay(payer, DUE, sender_index=2)  # stands in for the merchant's refund transfer
+    ops_services.ops_action_request(
+        request_id=pr.pk, action="refund", note="excess sent back", user=olivia, refund_address=payer
+    )
+    ops_services.ops_refund_tx_record(request_id=pr.pk, tx_hash=refund_tx, user=olivia)
+
+    data = download(api, pr)
+    bundle = json.loads(data)["bundle"]
+    [action] = bundle["ops_actions"]
+    assert (action["action"], action["state"], action["requested_by"], action["note"]) == (
+        "refund",
+        "done",
+        "olivia",
+        "excess sent back",
+    )
+    assert action["refund_address"].lower() == payer.lower()
+    assert bundle["payment_request"]["refund_tx_hash"] == refund_tx.lower() == action["refund_tx_hash"]
+    assert bundle["payment_request"]["resolution"] == "refund"
+    assert any("olivia" in e["actor"] and e["note"] for e in bundle["timeline"])
+    [transfer] = bundle["transfers"]
+    assert transfer["amount_base_units"] == str(2 * DUE)
+    code, report = verify(write(tmp_path, data))
+    assert (code, report["problems"]) == (0, [])
+
+
+def test_keys_from_a_pem_a_seed_or_the_development_file(settings: Any, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    raw = audit_bundle.public_key_raw(key.public_key())
+    assert audit_bundle.public_key_raw(audit_bundle.parse_signing_key(pem).public_key()) == raw
+    for bad, reason in [("bm90IGEga2V5", "a raw seed is 32 bytes, got 9"), ("%%%", "neither a PEM key nor base64")]:
+        with pytest.raises(audit_bundle.BundleError, match=reason):
+            audit_bundle.parse_signing_key(bad)
+
+    # Unset: a key generated once into BASE_DIR/.audit_signing_key (owner-only), then reused.
+    settings.BASE_DIR = tmp_path
+    settings.STABLEPAY = {**settings.STABLEPAY, "AUDIT_SIGNING_KEY": ""}
+    first = audit_bundle.public_key_raw(audit_bundle.signing_key().public_key())
+    assert (tmp_path / ".audit_signing_key").stat().st_mode & 0o777 == 0o600
+    assert audit_bundle.public_key_raw(audit_bundle.signing_key().public_key()) == first
+    assert [p.name for p in tmp_path.iterdir()] == [".audit_signing_key"]  # no temporary file left
