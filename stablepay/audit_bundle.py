@@ -40,7 +40,7 @@ from django.conf import settings
 from django.http import HttpResponse
 from django.utils import timezone
 
-from stablepay.addresses import parse_xpub
+from stablepay.addresses import XpubError, derive_address, parse_xpub
 from stablepay.chain.reader import TRANSFER_TOPIC
 from stablepay.models import Cursor, PaymentRequest, TransferState
 
@@ -355,6 +355,31 @@ def verify_signature(document: dict[str, Any], *, trusted_public_keys: Sequence[
         public.verify(value, canonical(document["bundle"]))
     except InvalidSignature:
         problems.append("signature: does not match the bundle (the bundle or the signature was changed)")
+    return problems
+
+
+def verify_deposit(bundle: dict[str, Any], xpub: str) -> list[str]:
+    """[] when the bundle's deposit address is child /0/i of `xpub` and its fingerprint is this xpub's
+    (for a merchant, who holds the xpub the bundle leaves out)."""
+    deposit = bundle.get("deposit") or {}
+    index = deposit.get("derivation_index")
+    if not isinstance(index, int) or deposit.get("derivation_path") != f"m/44'/60'/0'/0/{index}":
+        return ["deposit: derivation_path and derivation_index disagree"]
+    try:
+        identity = _xpub_identity(xpub)
+        address = derive_address(xpub, index)
+    except XpubError as exc:
+        return [f"xpub: {exc}"]
+    problems = []
+    if identity["xpub_fingerprint"] != deposit.get("xpub_fingerprint"):
+        problems.append(
+            f"deposit: this xpub's fingerprint is {identity['xpub_fingerprint']}, "
+            f"the bundle's {deposit.get('xpub_fingerprint')}"
+        )
+    if address.lower() != str(deposit.get("address", "")).lower():
+        problems.append(
+            f"deposit: m/44'/60'/0'/0/{index} of this xpub is {address}, the bundle says {deposit.get('address')}"
+        )
     return problems
 
 

@@ -102,6 +102,22 @@ def test_a_paid_requests_bundle_holds_the_evidence_and_verifies_offline_and_on_c
     assert checked["ok"] and checked["tx_hash"] == tx.lower() and checked["confirmations_now"] >= 4
 
 
+def test_the_merchants_xpub_re_derives_the_deposit_address(
+    api: APIClient, paid: tuple[PaymentRequest, str], merchant: Merchant, tmp_path: Path
+) -> None:
+    from tests.conftest import OTHER_MNEMONIC, account_xpub
+
+    pr, _ = paid
+    path = write(tmp_path, download(api, pr))
+    assert verify(path, "--offline", "--xpub", merchant.xpub)[0] == 0
+    code, report = verify(path, "--offline", "--xpub", account_xpub(OTHER_MNEMONIC))
+    assert code == 1 and len(report["problems"]) == 2
+    assert report["problems"][0].startswith("deposit: this xpub's fingerprint is ")
+    assert report["problems"][1].startswith(f"deposit: m/44'/60'/0'/0/{pr.derivation_index} of this xpub is 0x")
+    code, report = verify(path, "--offline", "--xpub", "xpub-not-a-key")
+    assert code == 1 and report["problems"][0].startswith("xpub: not a valid extended public key")
+
+
 def test_the_published_key_is_the_one_that_signs(api: APIClient, paid: tuple[PaymentRequest, str]) -> None:
     pr, _ = paid
     key = APIClient().get("/api/v1/audit-key/").json()  # public: no API key needed

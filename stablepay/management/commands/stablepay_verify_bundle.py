@@ -1,8 +1,10 @@
-"""`manage.py stablepay_verify_bundle FILE [--offline]`: check an audit bundle's signature, then its transfers
-against the chain (each receipt re-read by transaction hash through the chain's rpc_urls, or --rpc-url).
+"""`manage.py stablepay_verify_bundle FILE [--offline] [--xpub XPUB]`: check an audit bundle's signature, then
+its transfers against the chain (each receipt re-read by transaction hash through the chain's rpc_urls, or
+--rpc-url).
 
 Prints a JSON report; exit 0 when everything matches, 1 otherwise, each problem named in `problems`.
 The trusted key is this server's signing key, or the --public-key given (base64 of the raw 32 bytes).
+With --xpub (the merchant's, which the bundle leaves out), the deposit address is re-derived from it.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ class Command(BaseCommand):
             action="append",
             default=[],
             help="A trusted public key (base64 of the raw 32 bytes); default: this server's signing key.",
+        )
+        parser.add_argument(
+            "--xpub", help="The merchant's account xpub: also check the deposit address and fingerprint against it."
         )
         parser.add_argument(
             "--rpc-url", action="append", default=[], help="Read the chain here instead of the chain's rpc_urls."
@@ -70,6 +75,8 @@ class Command(BaseCommand):
             signature_problems = audit_bundle.verify_signature(document, trusted_public_keys=trusted)
             report["signature_ok"] = not signature_problems
             report["problems"].extend(signature_problems)
+            if options["xpub"]:
+                report["problems"].extend(audit_bundle.verify_deposit(bundle, options["xpub"]))
             if options["offline"]:
                 report["chain"] = "not checked (--offline)"
             else:
