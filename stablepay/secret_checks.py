@@ -5,6 +5,9 @@
   settings then fall back to a random per-checkout `.secret_key` file, which is for development only:
   every web, watcher and worker process must share one SECRET_KEY (sessions, and, unless
   STABLEPAY_SECRETS_KEY is set, the key that encrypts webhook secrets at rest).
+- stablepay.E103: STABLEPAY_AUDIT_SIGNING_KEY is set but is not an Ed25519 key (always checked).
+- stablepay.E104 (`check --deploy`): DEBUG is off and STABLEPAY_AUDIT_SIGNING_KEY is not set: audit
+  bundles would be signed with a per-checkout `.audit_signing_key` that no other host shares.
 """
 
 from __future__ import annotations
@@ -47,5 +50,40 @@ def secret_key_from_environment_check(app_configs: Any = None, **kwargs: Any) ->
             hint="Set SECRET_KEY (the same value for every web, watcher and worker process); the .secret_key "
             "file it falls back to is for development only.",
             id="stablepay.E102",
+        )
+    ]
+
+
+@register()
+def audit_signing_key_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    from stablepay.audit_bundle import BundleError, configured_key_text, parse_signing_key
+
+    text = configured_key_text()
+    if not text:
+        return []
+    try:
+        parse_signing_key(text)
+    except BundleError as exc:
+        return [
+            Error(
+                f"STABLEPAY_AUDIT_SIGNING_KEY: {exc}.",
+                hint="Give a PEM Ed25519 private key or the base64 of a raw 32-byte seed: "
+                'python -c "import base64,os; print(base64.b64encode(os.urandom(32)).decode())"',
+                id="stablepay.E103",
+            )
+        ]
+    return []
+
+
+@register(Tags.security, deploy=True)
+def audit_signing_key_from_environment_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if settings.DEBUG or os.environ.get("STABLEPAY_AUDIT_SIGNING_KEY", "").strip():
+        return []
+    return [
+        Error(
+            "DEBUG is off but STABLEPAY_AUDIT_SIGNING_KEY is not set in the environment.",
+            hint="Set it to one Ed25519 key shared by every host (audit bundles must stay verifiable); the "
+            ".audit_signing_key file it falls back to is for development only.",
+            id="stablepay.E104",
         )
     ]

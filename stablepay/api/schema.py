@@ -73,3 +73,129 @@ _REASONS = {
 def errors(*codes: int) -> dict[int, OpenApiResponse]:
     """The error answers an operation can give: `codes`, plus 401 and 406, which every operation can."""
     return {code: OpenApiResponse(ErrorOut, description=_REASONS[code]) for code in sorted({401, 406, *codes})}
+
+
+# audit bundles (stablepay/audit_bundle.py) ----------------------------------------------------------------
+_STR = {"type": "string"}
+_NSTR = {"type": "string", "nullable": True}
+_INT = {"type": "integer", "minimum": 0}
+_DIGITS = {"type": "string", "pattern": "^[0-9]+$"}
+
+
+def _obj(properties: dict[str, Any], description: str = "") -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": properties, "required": sorted(properties)}
+    if description:
+        schema["description"] = description
+    return schema
+
+
+AUDIT_SIGNATURE_SCHEMA = _obj(
+    {
+        "algorithm": {"type": "string", "enum": ["Ed25519"]},
+        "canonicalization": _STR,
+        "public_key": {**_STR, "description": "Base64 of the raw 32-byte Ed25519 public key."},
+        "key_id": {**_STR, "description": "The first 16 hex digits of SHA-256(public key)."},
+        "value": {**_STR, "description": "Base64 of the 64-byte signature of the canonical `bundle`."},
+    }
+)
+AUDIT_KEY_SCHEMA = _obj(
+    {
+        "algorithm": {"type": "string", "enum": ["Ed25519"]},
+        "public_key": _STR,
+        "public_key_pem": _STR,
+        "key_id": _STR,
+        "canonicalization": _STR,
+    },
+    "The public key that verifies this server's audit bundles.",
+)
+AUDIT_DOCUMENT_SCHEMA = _obj(
+    {
+        "bundle": _obj(
+            {
+                "format": _STR,
+                "generated_at": _STR,
+                "merchant": _obj({"slug": _STR, "name": _STR}),
+                "payment_request": _obj(
+                    {
+                        "id": {"type": "string", "format": "uuid"},
+                        "order_reference": _STR,
+                        "status": _STR,
+                        "exception": _STR,
+                        "resolution": _STR,
+                        "created_at": _STR,
+                        "expires_at": _STR,
+                        "paid_at": _NSTR,
+                        "amount_paid_base_units": _DIGITS,
+                        "refund_address": _STR,
+                        "refund_tx_hash": _STR,
+                    }
+                ),
+                "quote": _obj(
+                    {
+                        "amount": _STR,
+                        "currency": _STR,
+                        "token_currency": _STR,
+                        "rate": _STR,
+                        "rate_meaning": _STR,
+                        "amount_due_base_units": _DIGITS,
+                        "fx_source": _STR,
+                        "quoted_at": _STR,
+                    }
+                ),
+                "token": _obj({"chain_id": _INT, "symbol": _STR, "address": _STR, "decimals": _INT, "currency": _STR}),
+                "chain": _obj(
+                    {
+                        "chain_id": _INT,
+                        "name": _STR,
+                        "confirmations_required": _INT,
+                        "head_block": {**_INT, "nullable": True},
+                        "confirmations_note": _STR,
+                    }
+                ),
+                "deposit": _obj(
+                    {
+                        "address": _STR,
+                        "derivation_index": _INT,
+                        "derivation_path": _STR,
+                        "xpub_fingerprint": _STR,
+                        "xpub_key_identifier": _STR,
+                        "xpub_parent_fingerprint": _STR,
+                    }
+                ),
+                "transfers": {
+                    "type": "array",
+                    "items": _obj(
+                        {
+                            "chain_id": _INT,
+                            "tx_hash": _STR,
+                            "log_index": _INT,
+                            "block_number": _INT,
+                            "block_hash": _STR,
+                            "block_timestamp": _STR,
+                            "from": _STR,
+                            "to": _STR,
+                            "token_symbol": _STR,
+                            "token_address": _STR,
+                            "amount_base_units": _DIGITS,
+                            "state": {"type": "string", "enum": ["seen", "confirmed", "orphaned"]},
+                            "reviewed": {"type": "boolean"},
+                            "recorded_at": _STR,
+                            "confirmations_now": _INT,
+                        }
+                    ),
+                },
+                "screening": {"type": "array", "items": {"type": "object"}},
+                "screening_note": _STR,
+                "timeline": {
+                    "type": "array",
+                    "items": _obj({"at": _STR, "status": _STR, "exception": _STR, "note": _STR, "actor": _STR}),
+                },
+                "ops_actions": {"type": "array", "items": {"type": "object"}},
+                "webhooks": {"type": "array", "items": {"type": "object"}},
+            }
+        ),
+        "signature": AUDIT_SIGNATURE_SCHEMA,
+    },
+    "A signed audit bundle, served as the canonical serialization (sorted keys, no whitespace, UTF-8) of "
+    "this object; `signature.value` is Ed25519 over the canonical serialization of `bundle`.",
+)

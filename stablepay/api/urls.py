@@ -8,6 +8,7 @@ from stablepay.api import views
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="api-schema"),
     path("tokens/", views.TokenListApi.as_view(), name="api-tokens"),
+    path("audit-key/", views.AuditKeyApi.as_view(), name="api-audit-key"),
     path("settlements/", views.SettlementListApi.as_view(), name="api-settlements"),
     path("payment-requests/", views.PaymentRequestListCreateApi.as_view(), name="api-payment-requests"),
     path("payment-requests/<str:request_id>/", views.PaymentRequestDetailApi.as_view(), name="api-payment-request"),
@@ -20,6 +21,11 @@ urlpatterns = [
         "payment-requests/<str:request_id>/resolve/",
         views.PaymentRequestResolveApi.as_view(),
         name="api-payment-request-resolve",
+    ),
+    path(
+        "payment-requests/<str:request_id>/audit/",
+        views.PaymentRequestAuditApi.as_view(),
+        name="api-payment-request-audit",
     ),
     # Any other path under /api/v1/ ending in "/" (e.g. an id holding a "/") answers a JSON 404, not the
     # site's HTML page; one without the slash is still redirected to it first (APPEND_SLASH).

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.exceptions import NotFound, ValidationError
@@ -14,8 +15,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from stablepay import selectors, services
-from stablepay.api.schema import PaymentRequestPageOut, errors
+from stablepay import audit_bundle, selectors, services
+from stablepay.api.schema import AUDIT_DOCUMENT_SCHEMA, AUDIT_KEY_SCHEMA, PaymentRequestPageOut, errors
 from stablepay.api.serializers import (
     ListFiltersIn,
     PaymentRequestCreateIn,
@@ -169,6 +170,28 @@ class PaymentRequestResolveApi(APIView):
             actor=_actor(request),
         )
         return Response(payment_request_data(resolved, request))
+
+
+class PaymentRequestAuditApi(APIView):
+    """The request's signed audit bundle (stablepay/audit_bundle.py), as a JSON file download."""
+
+    @extend_schema(
+        parameters=[REQUEST_ID],
+        responses={200: OpenApiResponse(AUDIT_DOCUMENT_SCHEMA, description="The signed bundle."), **errors(404)},
+    )
+    def get(self, request: Request, request_id: str) -> HttpResponse:
+        return audit_bundle.download_response(_own_request(request, request_id))
+
+
+class AuditKeyApi(APIView):
+    """The public key that verifies audit bundles (needs no API key: it is public)."""
+
+    authentication_classes: list[Any] = []
+    permission_classes: list[Any] = []
+
+    @extend_schema(responses={200: OpenApiResponse(AUDIT_KEY_SCHEMA), 406: errors()[406]}, auth=[])
+    def get(self, request: Request) -> Response:
+        return Response(audit_bundle.public_key_info())
 
 
 class SettlementListApi(APIView):

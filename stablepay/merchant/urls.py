@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.overview, name="overview"),
     path("payments/", views.payments, name="payments"),
     path("payments/<str:request_id>/", views.payment_detail, name="payment"),
+    path("payments/<str:request_id>/audit/", views.payment_audit, name="payment-audit"),
     path("settlements/", views.settlements, name="settlements"),
     path("settlements.csv", views.settlements_csv, name="settlements-csv"),
     path("settings/", views.settings_page, name="settings"),

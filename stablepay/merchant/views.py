@@ -39,7 +39,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from stablepay import secret_box
+from stablepay import audit_bundle, secret_box
 from stablepay.errors import Conflict
 from stablepay.merchant import selectors, services
 from stablepay.merchant.forms import (
@@ -198,6 +198,16 @@ def payment_detail(request: HttpRequest, mctx: MerchantContext, request_id: str)
         "return_to": request.get_full_path(),
     }
     return render(request, "stablepay/merchant/payment_detail.html", context)
+
+
+@require_GET
+@merchant_page
+def payment_audit(request: HttpRequest, mctx: MerchantContext, request_id: str) -> HttpResponse:
+    """The request's signed audit bundle, as a file (stablepay/audit_bundle.py)."""
+    payment = selectors.payment_for_merchant(merchant=mctx.merchant, request_id=request_id)
+    if payment is None:
+        raise Http404("no such payment request")
+    return audit_bundle.download_response(payment)
 
 
 # Settlements --------------------------------------------------------------------------------------

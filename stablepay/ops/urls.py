@@ -11,6 +11,7 @@ urlpatterns = [
     path("bulk/", views.bulk, name="bulk"),
     path("bulk/result/", views.bulk_result, name="bulk-result"),
     path("requests/<str:request_id>/", views.detail, name="detail"),
+    path("requests/<str:request_id>/audit/", views.audit, name="audit"),
     path("requests/<str:request_id>/decide/", views.act, name="act"),
     path("requests/<str:request_id>/refund-tx/", views.refund_tx, name="refund-tx"),
     path("actions/", views.actions, name="actions"),

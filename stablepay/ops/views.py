@@ -22,6 +22,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from stablepay import audit_bundle
 from stablepay.errors import StablepayError
 from stablepay.models import ActionState, Chain, OpsAction
 from stablepay.ops import selectors, services
@@ -186,6 +187,16 @@ def _refused(
 @ops_required
 def detail(request: HttpRequest, request_id: str) -> HttpResponse:
     return _detail(request, request_id)
+
+
+@require_GET
+@ops_required
+def audit(request: HttpRequest, request_id: str) -> HttpResponse:
+    """The request's signed audit bundle, as a file: the same bundle the merchant downloads."""
+    found = selectors.request_detail(request_id)
+    if found is None:
+        raise Http404("no such payment request")
+    return audit_bundle.download_response(found.pr)
 
 
 @require_POST

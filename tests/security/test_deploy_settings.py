@@ -3,6 +3,7 @@ security headers, cookie flags and CSP are on real responses from gunicorn run w
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import secrets
@@ -37,6 +38,7 @@ def production_env(**overrides: str) -> dict[str, str]:
         CSRF_TRUSTED_ORIGINS=f"https://{HOST}",
         HTTPS="true",
         LOG_LEVEL="WARNING",
+        STABLEPAY_AUDIT_SIGNING_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
     )
     env.update(overrides)
     return env
@@ -71,6 +73,8 @@ def test_check_deploy_with_preload_opted_in_is_clean_with_nothing_silenced() -> 
         ({"HTTPS": "false"}, ["security.W004", "security.W008", "security.W012", "security.W016"]),
         ({"DEBUG": "true"}, ["security.W018"]),
         ({"SECRET_KEY": "short"}, ["security.W009"]),
+        ({"STABLEPAY_AUDIT_SIGNING_KEY": ""}, ["stablepay.E104"]),
+        ({"STABLEPAY_AUDIT_SIGNING_KEY": "not-a-key"}, ["stablepay.E103"]),
     ],
 )
 def test_check_deploy_catches_what_production_must_not_have(overrides: dict[str, str], expected: list[str]) -> None:
