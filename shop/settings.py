@@ -210,8 +210,7 @@ STABLEPAY = {
     # (31337, 1337) offer their own RPC URL; the watcher's node URLs are never published. See stablepay/wallet.py.
     "WALLET_RPC_URLS": env.json("STABLEPAY_WALLET_RPC_URLS", default={}),
     # The Ed25519 key that signs audit bundles: a PEM private key or the base64 of a raw 32-byte seed.
-    # Unset: a key generated into the git-ignored .audit_signing_key (development only; `check --deploy`
-    # requires the variable). See stablepay/audit_bundle.py.
+    # Unset: derived from SECRET_KEY with HKDF (every host shares SECRET_KEY). See stablepay/audit_bundle.py.
     "AUDIT_SIGNING_KEY": env.str("STABLEPAY_AUDIT_SIGNING_KEY", default=""),
 }
 

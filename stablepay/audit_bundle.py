@@ -11,9 +11,10 @@ canonical serialization of `bundle`:
 form of the body). The served file is the canonical serialization of the whole document, so a verifier
 also refuses a file whose bytes differ from that form: any changed byte fails verification.
 
-The key: STABLEPAY_AUDIT_SIGNING_KEY (a PEM private key or the base64 of a raw 32-byte seed); unset in
-development, a key generated into the git-ignored `.audit_signing_key` file. `check --deploy` requires it
-(stablepay.E104). The public key is published at GET /api/v1/audit-key/ and inside every signature.
+The key: STABLEPAY_AUDIT_SIGNING_KEY (a PEM private key or the base64 of a raw 32-byte seed); unset, a
+key derived from SECRET_KEY with HKDF (so changing SECRET_KEY changes it: set the variable to keep one
+key across such a change; old bundles stay verifiable with their public key). The public key is
+published at GET /api/v1/audit-key/ and inside every signature.
 
 Chain verification re-reads each transfer's receipt by transaction hash and checks the block, the log
 and the Transfer it holds against the bundle.
@@ -25,17 +26,15 @@ import base64
 import binascii
 import hashlib
 import json
-import os
-import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.http import HttpResponse
 from django.utils import timezone
@@ -75,24 +74,11 @@ def canonical(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
-def _key_file() -> Path:
-    return Path(settings.BASE_DIR) / ".audit_signing_key"
-
-
-def _local_seed() -> str:
-    """A per-checkout key for development, kept out of git (like .secret_key); production sets the variable."""
-    path = _key_file()
-    if not path.exists():  # written whole under a temporary name, then linked: concurrent first runs agree
-        temporary = path.with_name(f"{path.name}.{secrets.token_hex(8)}")
-        temporary.touch(mode=0o600)
-        temporary.write_text(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            pass
-        finally:
-            temporary.unlink()
-    return path.read_text().strip()
+def _derived_seed() -> str:
+    """Unset: a seed derived from SECRET_KEY with HKDF-SHA256, so every host that shares SECRET_KEY (as
+    they must already) signs with the same key, and nothing is written to disk."""
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"stablepay audit bundles", info=b"ed25519 seed v1")
+    return base64.b64encode(hkdf.derive(settings.SECRET_KEY.encode())).decode()
 
 
 @lru_cache(maxsize=8)
@@ -121,7 +107,7 @@ def configured_key_text() -> str:
 
 
 def signing_key() -> Ed25519PrivateKey:
-    return parse_signing_key(configured_key_text() or _local_seed())
+    return parse_signing_key(configured_key_text() or _derived_seed())
 
 
 def public_key_raw(key: Ed25519PublicKey) -> bytes:

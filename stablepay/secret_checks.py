@@ -6,8 +6,6 @@
   every web, watcher and worker process must share one SECRET_KEY (sessions, and, unless
   STABLEPAY_SECRETS_KEY is set, the key that encrypts webhook secrets at rest).
 - stablepay.E103: STABLEPAY_AUDIT_SIGNING_KEY is set but is not an Ed25519 key (always checked).
-- stablepay.E104 (`check --deploy`): DEBUG is off and STABLEPAY_AUDIT_SIGNING_KEY is not set: audit
-  bundles would be signed with a per-checkout `.audit_signing_key` that no other host shares.
 """
 
 from __future__ import annotations
@@ -73,17 +71,3 @@ def audit_signing_key_check(app_configs: Any = None, **kwargs: Any) -> list[Chec
             )
         ]
     return []
-
-
-@register(Tags.security, deploy=True)
-def audit_signing_key_from_environment_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    if settings.DEBUG or os.environ.get("STABLEPAY_AUDIT_SIGNING_KEY", "").strip():
-        return []
-    return [
-        Error(
-            "DEBUG is off but STABLEPAY_AUDIT_SIGNING_KEY is not set in the environment.",
-            hint="Set it to one Ed25519 key shared by every host (audit bundles must stay verifiable); the "
-            ".audit_signing_key file it falls back to is for development only.",
-            id="stablepay.E104",
-        )
-    ]

@@ -358,10 +358,9 @@ def test_keys_from_a_pem_a_seed_or_the_development_file(settings: Any, tmp_path:
         with pytest.raises(audit_bundle.BundleError, match=reason):
             audit_bundle.parse_signing_key(bad)
 
-    # Unset: a key generated once into BASE_DIR/.audit_signing_key (owner-only), then reused.
-    settings.BASE_DIR = tmp_path
+    # Unset: derived from SECRET_KEY, so hosts sharing it agree, another SECRET_KEY gives another key.
     settings.STABLEPAY = {**settings.STABLEPAY, "AUDIT_SIGNING_KEY": ""}
     first = audit_bundle.public_key_raw(audit_bundle.signing_key().public_key())
-    assert (tmp_path / ".audit_signing_key").stat().st_mode & 0o777 == 0o600
     assert audit_bundle.public_key_raw(audit_bundle.signing_key().public_key()) == first
-    assert [p.name for p in tmp_path.iterdir()] == [".audit_signing_key"]  # no temporary file left
+    settings.SECRET_KEY = "another-secret-key-" + "x" * 40
+    assert audit_bundle.public_key_raw(audit_bundle.signing_key().public_key()) != first
