@@ -123,3 +123,21 @@ def test_merchant_settings_page_sets_the_policy(local_chain: LocalChain, merchan
     assert bad.status_code == 400
     merchant.refresh_from_db()
     assert merchant.accepted_licence_statuses == ["licensed"]
+
+
+def test_ops_console_lists_the_registry_and_alerts_on_a_suspended_token(local_chain: LocalChain) -> None:
+    from tests.ops.conftest import CONSOLE
+    from tests.ops.conftest import make_user as make_ops_user
+
+    ops = Client()
+    ops.force_login(make_ops_user("olivia", CONSOLE))
+    Token.objects.filter(symbol="HKDX").update(issuer="HKD Issuer Ltd", licence_status="licensed")
+    health = ops.get("/ops/health/").content.decode()
+    assert 'id="token-registry"' in health and "HKD Issuer Ltd" in health
+    assert 'id="token-alerts"' not in ops.get("/ops/").content.decode()
+    hkdx = Token.objects.get(symbol="HKDX")
+    hkdx.halted_reason = "isBlacklisted(0xabc) returned true"
+    hkdx.halted_at = hkdx.health_checked_at = None
+    hkdx.save()
+    queue = ops.get("/ops/").content.decode()
+    assert 'id="token-alerts"' in queue and "isBlacklisted(0xabc) returned true" in queue
