@@ -141,3 +141,34 @@ def test_ops_console_lists_the_registry_and_alerts_on_a_suspended_token(local_ch
     hkdx.save()
     queue = ops.get("/ops/").content.decode()
     assert 'id="token-alerts"' in queue and "isBlacklisted(0xabc) returned true" in queue
+
+
+def test_the_policy_costs_no_query_and_no_rpc_on_the_hot_path(
+    local_chain: LocalChain, settings: Any, django_assert_num_queries: Any
+) -> None:
+    from decimal import Decimal
+
+    from stablepay import refdata
+    from stablepay.errors import Conflict
+    from stablepay.models import Chain
+    from stablepay.services import payment_request_create
+
+    Chain.objects.filter(chain_id=31337).update(rpc_urls=["http://127.0.0.1:9"])  # no node: quotes must not ask one
+    Merchant.objects.filter(slug="acme").update(accepted_licence_statuses=["licensed"])
+    settings.STABLEPAY = {**settings.STABLEPAY, "REFERENCE_CACHE_SECONDS": 60}
+    refdata.clear()
+    try:
+        merchant = Merchant.objects.get(slug="acme")
+        refdata.active_token(chain_id=31337, symbol="HKDX")
+        refdata.fx_rates()
+        with django_assert_num_queries(0), pytest.raises(Conflict, match="unlicensed"):
+            payment_request_create(
+                merchant=merchant,
+                order_reference="H-1",
+                amount=Decimal("10.00"),
+                currency="HKD",
+                chain_id=31337,
+                token_symbol="HKDX",
+            )
+    finally:
+        refdata.clear()
