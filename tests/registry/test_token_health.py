@@ -104,3 +104,28 @@ def test_a_node_that_does_not_answer_leaves_the_last_verdict(local_chain: LocalC
     devchain.unpause(local_chain.anvil.w3, local_chain.tokens["HKDX"])
     assert token_health.check_due(force=True) == 0
     assert _reason("HKDX") == "paused() returned true"
+
+
+def test_a_real_proxy_upgrade_is_caught(local_chain: LocalChain, api: APIClient) -> None:
+    """A TestStablecoin behind an ERC-1967 TestProxy: pause and upgrade go through the proxy address."""
+    w3 = local_chain.anvil.w3
+    proxy, implementation = devchain.deploy_proxied_token(w3, name="Proxied HKD", symbol="PHKD", decimals=6)
+    assert devchain.token_contract(w3, proxy).functions.symbol().call() == "PHKD"
+    chain = Chain.objects.get(chain_id=31337)
+    Token.objects.create(chain=chain, address=proxy, symbol="PHKD", decimals=6, currency="HKD")
+    token_health.check_due(force=True)
+    assert _reason("PHKD") == ""
+    assert _create(api, "PHKD", "X-1").status_code == 201
+
+    devchain.pause(w3, proxy)  # the owner set through the proxy's initializer
+    token_health.check_due(force=True)
+    assert _reason("PHKD") == "paused() returned true"
+    devchain.unpause(w3, proxy)
+
+    replacement = devchain.deploy_token(w3, name="Proxied HKD v2", symbol="PHKD", decimals=6)
+    devchain.upgrade_to(w3, proxy, replacement)  # the proxy's own upgradeTo: a real implementation swap
+    token_health.check_due(force=True)
+    assert _reason("PHKD").startswith(f"Upgraded({replacement.lower()}) proxy event in block ")
+    assert replacement.lower() != implementation.lower()
+    assert _create(api, "PHKD", "X-2").status_code == 409
+    assert _reason("HKDX") == "" and _reason("USDC") == ""
