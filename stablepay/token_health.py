@@ -76,7 +76,7 @@ def deposit_addresses(token: Token) -> list[str]:
     """Each merchant's next deposit address and the addresses of this token's live requests."""
     live = PaymentRequest.objects.filter(token=token, status__in=LIVE).order_by("-created_at")
     addresses = list(live.values_list("pay_to", flat=True)[:MAX_ADDRESSES])
-    for xpub, index in Merchant.objects.values_list("xpub", "next_address_index"):
+    for xpub, index in Merchant.objects.values_list("xpub", "next_address_index").order_by("pk")[:MAX_ADDRESSES]:
         try:
             addresses.append(derive_address(xpub, index))
         except ValueError:
