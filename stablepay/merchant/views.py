@@ -307,6 +307,7 @@ def _settings_response(
             }
         ),
         "rotate_form": rotate_form or RotateApiKeyForm(),
+        "token_rows": selectors.token_policy_rows(merchant=merchant),
         "policy_form": policy_form
         or TokenPolicyForm(
             initial={

@@ -119,6 +119,9 @@ def test_merchant_settings_page_sets_the_policy(local_chain: LocalChain, merchan
     assert saved.status_code == 302
     merchant.refresh_from_db()
     assert merchant.accepted_licence_statuses == ["licensed"] and merchant.accepted_token_currencies == ["HKD"]
+    table = member_client.get("/merchant/settings/").content.decode()
+    hkdx_row = table[table.index('data-token="HKDX"') :].split("</tr>")[0]
+    assert "HKDX is unlicensed; this merchant accepts only licensed tokens" in hkdx_row
     bad = member_client.post("/merchant/settings/token-policy/", {"m": merchant.slug, "accepted_licence_statuses": "x"})
     assert bad.status_code == 400
     merchant.refresh_from_db()
