@@ -44,6 +44,15 @@ contract TestStablecoin {
         owner = msg.sender;
     }
 
+    /// @notice Sets the state a TestProxy in front of this contract holds in its own storage
+    ///         (the constructor's writes stay in the implementation's). Once only: owner must be unset.
+    function initialize(string memory name_, string memory symbol_, address owner_) external {
+        if (owner != address(0) || owner_ == address(0)) revert NotOwner();
+        name = name_;
+        symbol = symbol_;
+        owner = owner_;
+    }
+
     function transfer(address to, uint256 value) external returns (bool) {
         _transfer(msg.sender, to, value);
         return true;

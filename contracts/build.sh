@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rebuild contracts/build/TestStablecoin.json ({"abi": [...], "bytecode": "0x..."}) with the
+# Rebuild contracts/build/TestStablecoin.json and TestProxy.json ({"abi": [...], "bytecode": "0x..."}) with the
 # solcjs pinned in package.json (run `npm ci` first). The output is committed so tests need no compiler.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -11,7 +11,10 @@ node -e '
 const fs = require("fs");
 process.stdout.write(JSON.stringify({
   language: "Solidity",
-  sources: { "TestStablecoin.sol": { content: fs.readFileSync("TestStablecoin.sol", "utf8") } },
+  sources: {
+    "TestStablecoin.sol": { content: fs.readFileSync("TestStablecoin.sol", "utf8") },
+    "TestProxy.sol": { content: fs.readFileSync("TestProxy.sol", "utf8") },
+  },
   settings: {
     optimizer: { enabled: true, runs: 200 },
     evmVersion: "paris",
@@ -25,8 +28,10 @@ const out = JSON.parse(raw.slice(raw.indexOf("{")));  // solcjs prints a line be
 const errors = (out.errors || []).filter((e) => e.severity === "error");
 for (const e of out.errors || []) console.error(e.formattedMessage || e.message);
 if (errors.length) process.exit(1);
-const c = out.contracts["TestStablecoin.sol"].TestStablecoin;
-const artifact = { abi: c.abi, bytecode: "0x" + c.evm.bytecode.object };
-fs.writeFileSync("build/TestStablecoin.json", JSON.stringify(artifact, null, 2) + "\n");
-console.log("wrote contracts/build/TestStablecoin.json (" + c.evm.bytecode.object.length / 2 + " bytes)");
+for (const name of ["TestStablecoin", "TestProxy"]) {
+  const c = out.contracts[name + ".sol"][name];
+  const artifact = { abi: c.abi, bytecode: "0x" + c.evm.bytecode.object };
+  fs.writeFileSync("build/" + name + ".json", JSON.stringify(artifact, null, 2) + "\n");
+  console.log("wrote contracts/build/" + name + ".json (" + c.evm.bytecode.object.length / 2 + " bytes)");
+}
 '

@@ -10,7 +10,8 @@ from shop.models import Order, OrderLine, Product, Storefront
 
 @admin.register(Storefront)
 class StorefrontAdmin(admin.ModelAdmin):
-    list_display = ["code", "name", "name_zh", "currency", "merchant_slug"]
+    list_display = ["code", "name", "name_zh", "currency", "merchant_slug", "enabled"]
+    list_editable = ["enabled"]  # the region switch: off, checkout shows a notice and takes no payment
 
 
 @admin.register(Product)

@@ -30,6 +30,9 @@ class Storefront(models.Model):
     name_zh = models.CharField(max_length=64, blank=True, default="")
     currency = models.CharField(max_length=3, choices=Currency.choices)
     merchant_slug = models.SlugField(max_length=64, help_text="The stablepay merchant this store charges through.")
+    enabled = models.BooleanField(
+        default=True, help_text="Off: the checkout shows a notice and creates no payment request (region switch)."
+    )
 
     class Meta:
         ordering = ["code"]

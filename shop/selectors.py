@@ -18,6 +18,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from shop.models import Order, Product, Storefront
+from stablepay import token_policy
 from stablepay.models import Chain, Merchant, PaymentRequest, Token
 
 CART_SESSION_KEY = "shop.carts"
@@ -117,11 +118,18 @@ def cart_summary(*, session: SessionBase, storefront: Storefront) -> Cart:
     return Cart(storefront=storefront, lines=[CartLine(product=p, quantity=quantities[p.pk]) for p in products])
 
 
-def checkout_options() -> list[TokenOption]:
+def checkout_options(*, storefront: Storefront) -> list[TokenOption]:
+    """The tokens the store's merchant accepts (its licence policy, healthy contracts); none when the
+    storefront's region is switched off. Without a merchant, every token is listed: checkout then says
+    the store cannot take payments."""
+    if not storefront.enabled:
+        return []
+    merchant = Merchant.objects.filter(slug=storefront.merchant_slug).first()
     tokens = Token.objects.filter(active=True).select_related("chain").order_by("chain__chain_id", "symbol")
     return [
         TokenOption(chain_id=t.chain.chain_id, chain_name=t.chain.name, symbol=t.symbol, currency=t.currency)
         for t in tokens
+        if merchant is None or token_policy.refusal(merchant, t) is None
     ]
 
 

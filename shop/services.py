@@ -24,6 +24,7 @@ from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from shop.models import Order, OrderLine, Product, Storefront
 from shop.selectors import CART_SESSION_KEY, cart_quantities, cart_summary
@@ -140,6 +141,12 @@ def order_create_from_cart(*, session: SessionBase, storefront: Storefront) -> O
     return order
 
 
+REGION_DISABLED_MESSAGE = gettext_lazy(
+    "Checkout in this region is paused for now, so no payment can be taken here. Your cart is kept; "
+    "please check back later."
+)
+
+
 def order_checkout(*, order: Order, chain_id: int, token_symbol: str) -> PaymentRequest:
     """Ask stablepay for a payment request for the order's total in the chosen token.
 
@@ -150,6 +157,8 @@ def order_checkout(*, order: Order, chain_id: int, token_symbol: str) -> Payment
         order = Order.objects.select_for_update().select_related("storefront").get(pk=order.pk)
         if not order.is_pending or order.payment_request_id is not None:
             raise ValidationError(_("This order has already been sent for payment."), code="already_checked_out")
+        if not order.storefront.enabled:
+            raise ValidationError(REGION_DISABLED_MESSAGE, code="region_disabled")
         merchant = Merchant.objects.filter(slug=order.storefront.merchant_slug).first()
         if merchant is None:
             logger.error(

@@ -198,6 +198,9 @@ STABLEPAY = {
     "FOUR_EYES_REFUND_ABOVE_HKD": env.str("STABLEPAY_FOUR_EYES_ABOVE_HKD", default="1000.00"),
     # Tokens and FX rates are cached per process for this long (0: off); see stablepay/refdata.py.
     "REFERENCE_CACHE_SECONDS": env.float("STABLEPAY_REFERENCE_CACHE_SECONDS", default=5.0),
+    # Each token's contract checks (paused, blocked deposit addresses, Upgraded events) run at most this
+    # often, from the watcher's housekeeping or the beat tick; quotes read the recorded verdict.
+    "TOKEN_CHECK_SECONDS": env.float("STABLEPAY_TOKEN_CHECK_SECONDS", default=30.0),
     # Used for checkout_url where no HTTP request is at hand (webhooks, the watcher).
     "BASE_URL": env.str("STABLEPAY_BASE_URL", default="http://127.0.0.1:8000"),
     # Fernet keys for webhook secrets at rest, comma-separated, newest first (unset: derived from

@@ -111,7 +111,10 @@ def checkout(request: HttpRequest, code: str) -> HttpResponse:
     if cart.is_empty:
         messages.info(request, _("Your cart is empty."))
         return redirect("shop:cart", code=storefront.code)
-    form = CheckoutForm(request.POST if request.method == "POST" else None, options=selectors.checkout_options())
+    options = selectors.checkout_options(storefront=storefront)
+    form = CheckoutForm(request.POST if request.method == "POST" else None, options=options)
+    if not storefront.enabled:  # the region is switched off: say so, create nothing
+        form = CheckoutForm(None, options=[])
     too_many = ratelimit.checkout_create_hit(client_ip=ratelimit.client_ip(request)) if form.is_valid() else None
     if too_many is not None:
         message = ngettext(
@@ -137,6 +140,7 @@ def checkout(request: HttpRequest, code: str) -> HttpResponse:
         "cart": cart,
         "form": form,
         "payment_window_minutes": selectors.checkout_payment_window_minutes(storefront=storefront),
+        "region_disabled_message": None if storefront.enabled else services.REGION_DISABLED_MESSAGE,
     }
     response = render(request, "shop/checkout.html", context, status=200 if too_many is None else 429)
     if too_many is not None:

@@ -56,8 +56,9 @@ class ChainAdmin(admin.ModelAdmin):
 
 @admin.register(Token)
 class TokenAdmin(admin.ModelAdmin):
-    list_display = ("symbol", "chain", "address", "decimals", "currency", "active")
-    list_filter = ("chain", "currency", "active")
+    list_display = ("symbol", "chain", "address", "decimals", "currency", "licence_status", "issuer", "active")
+    list_filter = ("chain", "currency", "licence_status", "active")
+    readonly_fields = ("halted_at", "health_checked_at", "health_checked_block")
 
 
 @admin.register(Merchant)

@@ -27,6 +27,19 @@ class Currency(models.TextChoices):
 TOKEN_CURRENCIES = (Currency.HKD, Currency.USD, Currency.CNH)
 
 
+class LicenceStatus(models.TextChoices):
+    """An issuer's licence under Hong Kong's Stablecoins Ordinance (Cap. 656), as the operator records it."""
+
+    LICENSED = "licensed"
+    PENDING = "pending"
+    UNLICENSED = "unlicensed"
+
+
+def all_licence_statuses() -> list[str]:
+    """A merchant's default policy: accept every status (setup files older than the registry keep working)."""
+    return list(LicenceStatus.values)
+
+
 class Chain(models.Model):
     chain_id = models.PositiveBigIntegerField(unique=True)
     name = models.CharField(max_length=64)
@@ -67,6 +80,22 @@ class Token(models.Model):
     decimals = models.PositiveSmallIntegerField()
     currency = models.CharField(max_length=3, choices=[(c.value, c.label) for c in TOKEN_CURRENCIES])
     active = models.BooleanField(default=True)
+    issuer = models.CharField(max_length=128, blank=True, default="", help_text="Who issues the coin.")
+    licence_reference = models.CharField(
+        max_length=64, blank=True, default="", help_text="The issuer's licence number, e.g. from the HKMA register."
+    )
+    licence_status = models.CharField(
+        max_length=12, choices=LicenceStatus.choices, default=LicenceStatus.UNLICENSED, db_index=False
+    )
+    # Contract health (stablepay/token_health.py), recorded by a periodic check, read by quotes.
+    halted_reason = models.CharField(
+        max_length=255, blank=True, default="", help_text="Why the last contract check failed; empty: healthy."
+    )
+    halted_at = models.DateTimeField(null=True, blank=True)
+    health_checked_at = models.DateTimeField(null=True, blank=True)
+    health_checked_block = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Upgraded(address) events are looked for after this block."
+    )
 
     class Meta:
         ordering = ["chain__chain_id", "symbol"]
@@ -95,6 +124,9 @@ class Merchant(models.Model):
     webhook_secret_previous = EncryptedTextField(blank=True, default="")
     webhook_secret_previous_until = models.DateTimeField(null=True, blank=True)
     next_address_index = models.PositiveIntegerField(default=0)
+    # Token policy: the licence statuses accepted (default all) and the token currencies (empty: all).
+    accepted_licence_statuses = models.JSONField(default=all_licence_statuses, blank=True)
+    accepted_token_currencies = models.JSONField(default=list, blank=True)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="merchants")
     created_at = models.DateTimeField(auto_now_add=True)
 

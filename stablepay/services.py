@@ -19,7 +19,7 @@ from uuid import UUID
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from stablepay import reconcile, refdata, webhooks
+from stablepay import reconcile, refdata, token_policy, webhooks
 from stablepay.addresses import allocate_index, derive_address
 from stablepay.errors import Conflict, InvalidInput
 from stablepay.models import (
@@ -102,9 +102,11 @@ def payment_request_create(
     now = now or timezone.now()
     try:
         token = token_for_quote(chain_id=chain_id, symbol=token_symbol)
+        if (reason := token_policy.refusal(merchant, token)) is not None:
+            raise Conflict("token", reason)
         priced = quote(amount, _ratio(currency, token.currency), token.decimals)
-    except InvalidInput:
-        # The first call with this key may have been valid then (a token since deactivated): replay it.
+    except (InvalidInput, Conflict):
+        # The first call with this key may have been valid then (a token since deactivated or refused): replay it.
         if idempotency_key and (existing := _replay(merchant, idempotency_key, fingerprint)) is not None:
             return existing, False
         raise

@@ -20,7 +20,7 @@ from stablepay.addresses import XpubError, parse_xpub
 from stablepay.api.authentication import hash_api_key
 from stablepay.chain.reader import ChainError
 from stablepay.chain.rpc import RpcChainReader
-from stablepay.models import TOKEN_CURRENCIES, Chain, Currency, FxRate, Merchant, Token
+from stablepay.models import TOKEN_CURRENCIES, Chain, Currency, FxRate, LicenceStatus, Merchant, Token
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 URL = re.compile(r"^https?://[^\s]+$")
@@ -87,6 +87,23 @@ class _Section:
         if number is None or not number.is_finite() or not low <= number < high:
             raise SetupError(f"{self.path}.{key}", f"must be a decimal string from {low} up to {high}")
         return number
+
+    def choice(self, key: str, choices: list[str], default: str) -> str:
+        value = self._get(key, False)
+        if value is None:
+            return default
+        if value not in choices:
+            raise SetupError(f"{self.path}.{key}", f"must be one of {', '.join(choices)}")
+        return str(value)
+
+    def choices(self, key: str, choices: list[str], default: list[str]) -> list[str]:
+        """A list of distinct values from `choices`; absent: `default`."""
+        value = self._get(key, False)
+        if value is None:
+            return list(default)
+        if not isinstance(value, list) or any(v not in choices for v in value) or len(set(value)) != len(value):
+            raise SetupError(f"{self.path}.{key}", f"must be a list of distinct values from {', '.join(choices)}")
+        return list(value)
 
     def flag(self, key: str, default: bool) -> bool:
         value = self._get(key, False)
@@ -167,6 +184,15 @@ def parse(text: str) -> dict[str, list[dict[str, Any]]]:
                 "symbol": symbol,
                 "decimals": s.integer("decimals", low=0, high=36),
                 "currency": currency,
+                # Optional: absent keys leave a registered token's values as they are (new ones: defaults).
+                **_present(
+                    raw,
+                    {
+                        "issuer": _short_text(s, "issuer", 128),
+                        "licence_reference": _short_text(s, "licence_reference", 64),
+                        "licence_status": s.choice("licence_status", LicenceStatus.values, LicenceStatus.UNLICENSED),
+                    },
+                ),
             }
         )
 
@@ -199,6 +225,18 @@ def parse(text: str) -> dict[str, list[dict[str, Any]]]:
                 "expiry_minutes": s.integer("expiry_minutes", low=1, high=1440, default=15),
                 "webhook_url": webhook_url,
                 "webhook_secret": webhook_secret,
+                # Optional: absent keys keep the policy set on the settings page (new merchants: accept all).
+                **_present(
+                    raw,
+                    {
+                        "accepted_licence_statuses": s.choices(
+                            "accepted_licence_statuses", LicenceStatus.values, LicenceStatus.values
+                        ),
+                        "accepted_token_currencies": s.choices(
+                            "accepted_token_currencies", [str(c) for c in TOKEN_CURRENCIES], []
+                        ),
+                    },
+                ),
             }
         )
     _unique(merchants, "slug", "merchants")
@@ -222,6 +260,18 @@ def parse(text: str) -> dict[str, list[dict[str, Any]]]:
             raise SetupError(f"fx.{pair}", "must be greater than 0")
         fx.append({"base": base, "quote": quote, "rate": value})
     return {"chains": chains, "tokens": tokens, "merchants": merchants, "fx": fx}
+
+
+def _present(raw: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """Of optional fields (validated), those the file gives (not null): the others are not written."""
+    return {key: value for key, value in values.items() if raw.get(key) is not None}
+
+
+def _short_text(s: _Section, key: str, limit: int) -> str:
+    value = s.text(key, required=False)
+    if len(value) > limit:
+        raise SetupError(f"{s.path}.{key}", f"must be at most {limit} characters")
+    return value
 
 
 def _unique(rows: list[dict[str, Any]], key: str, section: str) -> None:

@@ -12,7 +12,7 @@ import redis
 from celery import shared_task
 from django.conf import settings
 
-from stablepay import services, watcher, webhooks
+from stablepay import services, token_health, watcher, webhooks
 from stablepay.chain.reader import ChainError
 from stablepay.models import Chain
 
@@ -101,6 +101,7 @@ def scan_all_chains_task() -> None:
             scan_chain_task.delay(chain_pk)
     expire_requests_task.delay()
     deliver_webhooks_task.delay()
+    check_tokens_task.delay()
 
 
 def forward_head(chain: Chain) -> None:
@@ -113,6 +114,12 @@ def forward_head(chain: Chain) -> None:
 @shared_task(acks_late=True, ignore_result=True)
 def expire_requests_task() -> None:
     services.payment_requests_expire()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def check_tokens_task() -> None:
+    """The tokens' contract checks (each at most every TOKEN_CHECK_SECONDS): paused, blocked, upgraded."""
+    token_health.check_due()
 
 
 @shared_task(acks_late=True, ignore_result=True)

@@ -26,7 +26,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 from eth_utils.address import to_checksum_address
 
-from stablepay import services, webhooks
+from stablepay import services, token_health, webhooks
 from stablepay.chain import quorum
 from stablepay.chain.reader import BlockRef, ChainError, ChainReader, RangeTooLarge, TransferLog
 from stablepay.chain.rpc import RpcChainReader
@@ -387,3 +387,4 @@ def housekeeping(*, now: datetime | None = None) -> None:
     """What a pass does besides scanning: the expiry sweep, then the webhooks that are due."""
     services.payment_requests_expire(now=now)
     webhooks.deliver_due(now=now)
+    token_health.check_due(now=now)

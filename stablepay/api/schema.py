@@ -63,7 +63,10 @@ _REASONS = {
     403: "Not allowed for an API key (a refund that needs four-eyes approval in the ops console).",
     404: "No such payment request among this merchant's (another merchant's id answers 404 too).",
     406: "The Accept header excludes application/json.",
-    409: "The request is not in a state that allows this (or an Idempotency-Key reused with another body).",
+    409: (
+        "The request is not in a state that allows this (or an Idempotency-Key reused with another body, "
+        "or a token the merchant's licence policy refuses or a contract check has suspended: field `token`)."
+    ),
     413: "The body is larger than 64 KB.",
     415: "The body is not application/json.",
     429: "Too many requests: retry after the Retry-After header's seconds.",

@@ -17,7 +17,17 @@ from rest_framework import serializers
 from rest_framework.request import Request
 
 from stablepay.merchant.forms import parse_iso_date
-from stablepay.models import Currency, Event, PaymentRequest, Resolution, Status, Token, Transfer, TransferState
+from stablepay.models import (
+    Currency,
+    Event,
+    LicenceStatus,
+    PaymentRequest,
+    Resolution,
+    Status,
+    Token,
+    Transfer,
+    TransferState,
+)
 from stablepay.money import format_token_amount, parse_fiat_amount
 
 MAX_METADATA_BYTES = 4096
@@ -202,6 +212,10 @@ class TokenOut(serializers.Serializer):
     address = serializers.CharField()
     decimals = serializers.IntegerField()
     currency = serializers.CharField()
+    issuer = serializers.CharField(help_text="Who issues the coin (empty: not recorded).")
+    licence_reference = serializers.CharField(help_text="The issuer's licence number (empty: none recorded).")
+    licence_status = serializers.ChoiceField(choices=LicenceStatus.values)
+    accepting_quotes = serializers.BooleanField(help_text="False while a contract check has suspended it.")
 
     def to_representation(self, token: Token) -> dict[str, Any]:
         return {
@@ -211,6 +225,10 @@ class TokenOut(serializers.Serializer):
             "address": token.address,
             "decimals": token.decimals,
             "currency": token.currency,
+            "issuer": token.issuer,
+            "licence_reference": token.licence_reference,
+            "licence_status": token.licence_status,
+            "accepting_quotes": not token.halted_reason,
         }
 
 

@@ -21,6 +21,7 @@ from web3.types import TxParams, TxReceipt, Wei
 
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
 ARTIFACT_PATH = Path(__file__).resolve().parents[2] / "contracts/build/TestStablecoin.json"
+PROXY_ARTIFACT_PATH = ARTIFACT_PATH.with_name("TestProxy.json")
 TOKEN_CALL_GAS = 200_000  # fixed: avoids eth_estimateGas races against pending state
 DEPLOY_GAS = 3_000_000
 PRIORITY_FEE_WEI = 1_000_000_000
@@ -114,6 +115,29 @@ def deploy_token(w3: Web3, *, name: str, symbol: str, decimals: int, deployer_in
     if receipt is None or receipt["contractAddress"] is None:
         raise TransactionFailed("deployment receipt has no contract address")
     return Web3.to_checksum_address(receipt["contractAddress"])
+
+
+def deploy_proxied_token(
+    w3: Web3, *, name: str, symbol: str, decimals: int, deployer_index: int = 0
+) -> tuple[ChecksumAddress, ChecksumAddress]:
+    """A TestStablecoin behind a TestProxy (ERC-1967, admin and owner = dev account deployer_index).
+
+    Returns (proxy, implementation): register the proxy as the token. `upgrade_to` on the proxy, from
+    its admin, swaps the implementation and emits the proxy's own Upgraded(address).
+    """
+    implementation = deploy_token(w3, name=name, symbol=symbol, decimals=decimals, deployer_index=deployer_index)
+    init = token_contract(w3, implementation).encode_abi(
+        "initialize", args=[name, symbol, dev_account(deployer_index).address]
+    )
+    with PROXY_ARTIFACT_PATH.open(encoding="utf-8") as f:
+        artifact = json.load(f)
+    factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+    data = factory.constructor(implementation, Web3.to_bytes(hexstr=init)).data_in_transaction
+    raw = _sign(w3, dev_account(deployer_index), {"data": data, "value": Wei(0), "gas": DEPLOY_GAS})
+    _, receipt = _submit(w3, raw, wait=True)
+    if receipt is None or receipt["contractAddress"] is None:
+        raise TransactionFailed("deployment receipt has no contract address")
+    return Web3.to_checksum_address(receipt["contractAddress"]), implementation
 
 
 def mint(

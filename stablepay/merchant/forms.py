@@ -13,7 +13,7 @@ from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
-from stablepay.models import Status
+from stablepay.models import TOKEN_CURRENCIES, LicenceStatus, Status
 
 ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z", re.ASCII)
 
@@ -133,6 +133,27 @@ class PaymentSettingsForm(forms.Form):
         min_value=1,
         max_value=1440,
         help_text=_("How long a new payment request stays open. 1 to 1440 minutes (24 hours)."),
+    )
+
+
+class TokenPolicyForm(forms.Form):
+    accepted_licence_statuses = forms.MultipleChoiceField(
+        label=_("Accept tokens whose issuer is"),
+        choices=[
+            (LicenceStatus.LICENSED, _("Licensed")),
+            (LicenceStatus.PENDING, _("Licence pending")),
+            (LicenceStatus.UNLICENSED, _("Unlicensed")),
+        ],
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text=_("Under Hong Kong's Stablecoins Ordinance. A token of another status is not offered at checkout."),
+    )
+    accepted_token_currencies = forms.MultipleChoiceField(
+        label=_("Accept coins pegged to"),
+        choices=[(c.value, c.value) for c in TOKEN_CURRENCIES],
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text=_("None ticked: any currency."),
     )
 
 

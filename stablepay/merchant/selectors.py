@@ -41,11 +41,13 @@ from django.db.models import Count, DecimalField, F, Func, Max, Prefetch, Q, Que
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from stablepay import token_policy
 from stablepay.models import (
     Event,
     Merchant,
     PaymentRequest,
     Status,
+    Token,
     Transfer,
     TransferState,
     WebhookDelivery,
@@ -623,3 +625,9 @@ def webhook_deliveries(
     if payment_request is not None:
         queryset = queryset.filter(payment_request=payment_request)
     return queryset.order_by("-created_at", "-pk")
+
+
+def token_policy_rows(*, merchant: Merchant) -> list[tuple[Token, str | None]]:
+    """Each active token with why it is not offered to this merchant's customers (None: offered)."""
+    tokens = Token.objects.filter(active=True).select_related("chain").order_by("chain__chain_id", "symbol")
+    return [(token, token_policy.refusal(merchant, token)) for token in tokens]

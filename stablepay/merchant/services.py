@@ -16,7 +16,7 @@ from django.utils import timezone
 from stablepay import webhooks
 from stablepay.api.authentication import hash_api_key
 from stablepay.errors import Conflict, InvalidInput
-from stablepay.models import Merchant, WebhookDelivery
+from stablepay.models import TOKEN_CURRENCIES, LicenceStatus, Merchant, WebhookDelivery
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +98,29 @@ def merchant_payment_settings_update(
         locked.slug,
         payment_tolerance_percent,
         expiry_minutes,
+        actor,
+    )
+    return locked
+
+
+def merchant_token_policy_update(
+    *, merchant: Merchant, accepted_licence_statuses: list[str], accepted_token_currencies: list[str], actor: str
+) -> Merchant:
+    """Which tokens new quotes may use: licence statuses accepted, and coin currencies (empty: any)."""
+    if any(s not in LicenceStatus.values for s in accepted_licence_statuses):
+        raise InvalidInput("accepted_licence_statuses", f"must be from {', '.join(LicenceStatus.values)}")
+    if any(c not in TOKEN_CURRENCIES for c in accepted_token_currencies):
+        raise InvalidInput("accepted_token_currencies", "must be from HKD, USD, CNH")
+    with transaction.atomic():
+        locked = _locked(merchant)
+        locked.accepted_licence_statuses = sorted(set(accepted_licence_statuses))
+        locked.accepted_token_currencies = sorted(set(accepted_token_currencies))
+        locked.save(update_fields=["accepted_licence_statuses", "accepted_token_currencies"])
+    logger.info(
+        "merchant %s: token policy statuses=%s currencies=%s, by %s",
+        locked.slug,
+        locked.accepted_licence_statuses,
+        locked.accepted_token_currencies or "any",
         actor,
     )
     return locked

@@ -16,6 +16,7 @@ urlpatterns = [
     path("settings/", views.settings_page, name="settings"),
     path("settings/webhook/", views.settings_webhook, name="settings-webhook"),
     path("settings/payments/", views.settings_payments, name="settings-payments"),
+    path("settings/token-policy/", views.settings_token_policy, name="settings-token-policy"),
     path("settings/api-key/", views.settings_api_key, name="settings-api-key"),
     path("webhooks/<int:delivery_id>/redeliver/", views.webhook_redeliver, name="webhook-redeliver"),
 ]

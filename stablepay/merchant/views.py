@@ -47,6 +47,7 @@ from stablepay.merchant.forms import (
     PaymentSettingsForm,
     RotateApiKeyForm,
     SettlementFilterForm,
+    TokenPolicyForm,
     WebhookForm,
 )
 from stablepay.merchant.labels import STATUS_LABELS
@@ -296,6 +297,7 @@ def _settings_response(
     webhook_form: WebhookForm | None = None,
     payment_form: PaymentSettingsForm | None = None,
     rotate_form: RotateApiKeyForm | None = None,
+    policy_form: TokenPolicyForm | None = None,
     status: int = 200,
     new_webhook_secret: str = "",
 ) -> HttpResponse:
@@ -315,6 +317,14 @@ def _settings_response(
             }
         ),
         "rotate_form": rotate_form or RotateApiKeyForm(),
+        "token_rows": selectors.token_policy_rows(merchant=merchant),
+        "policy_form": policy_form
+        or TokenPolicyForm(
+            initial={
+                "accepted_licence_statuses": merchant.accepted_licence_statuses,
+                "accepted_token_currencies": merchant.accepted_token_currencies,
+            }
+        ),
         "deliveries": deliveries,
         "deliveries_urls": {
             "previous": mctx.url("settings", page=deliveries.previous_page_number())
@@ -395,6 +405,22 @@ def settings_payments(request: HttpRequest, mctx: MerchantContext) -> HttpRespon
     )
     messages.success(request, _("Payment settings saved."))
     return redirect(mctx.url("settings") + "#payment-settings")
+
+
+@require_POST
+@merchant_page
+def settings_token_policy(request: HttpRequest, mctx: MerchantContext) -> HttpResponse:
+    form = TokenPolicyForm(request.POST)
+    if not form.is_valid():
+        return _settings_response(request, mctx, policy_form=form, status=400)
+    services.merchant_token_policy_update(
+        merchant=mctx.merchant,
+        accepted_licence_statuses=form.cleaned_data["accepted_licence_statuses"],
+        accepted_token_currencies=form.cleaned_data["accepted_token_currencies"],
+        actor=_actor(request),
+    )
+    messages.success(request, _("Token policy saved."))
+    return redirect(mctx.url("settings") + "#token-policy")
 
 
 @require_POST

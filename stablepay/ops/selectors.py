@@ -506,6 +506,16 @@ def _host(url: str) -> str:
     return parts.netloc.rsplit("@", 1)[-1] or url[:24]
 
 
+def halted_tokens() -> list[Token]:
+    """Tokens a contract check suspended (the banner on every ops page)."""
+    return list(Token.objects.exclude(halted_reason="").select_related("chain").order_by("halted_at"))
+
+
+def token_registry() -> list[Token]:
+    """Every registered token with its licence provenance and its last contract check."""
+    return list(Token.objects.select_related("chain").order_by("chain__chain_id", "symbol"))
+
+
 def watcher_health(*, now: datetime | None = None) -> list[ChainHealth]:
     """Per chain: head, scanned block, lag and the last error, with a verdict for the badge."""
     now = now or timezone.now()

@@ -68,7 +68,11 @@ def _page(
     context = {
         **context,
         "ops_section": section,
-        "ops_nav": {"open": selectors.open_exception_count(), "pending": selectors.pending_approval_count()},
+        "ops_nav": {
+            "open": selectors.open_exception_count(),
+            "pending": selectors.pending_approval_count(),
+            "halted_tokens": selectors.halted_tokens(),
+        },
         "can_approve": request.user.has_perm(services.APPROVE_PERMISSION),
     }
     return render(request, template, context, status=status)
@@ -305,6 +309,7 @@ def health(request: HttpRequest) -> HttpResponse:
             report = lookalike_transfers(chain=chain, blocks=probe_form.cleaned_data["blocks"] or DEFAULT_BLOCKS)
     context = {
         "chains": selectors.watcher_health(),
+        "tokens": selectors.token_registry(),
         "uncredited": selectors.uncredited_transfers(reason=reason),
         "uncredited_counts": selectors.uncredited_counts(),
         "reason": reason,

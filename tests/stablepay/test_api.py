@@ -175,6 +175,10 @@ def test_tokens_and_schema(api: APIClient, local_chain: LocalChain) -> None:
         "address": local_chain.tokens["HKDX"],
         "decimals": 6,
         "currency": "HKD",
+        "issuer": "",
+        "licence_reference": "",
+        "licence_status": "unlicensed",
+        "accepting_quotes": True,
     } in tokens
     schema = APIClient().get("/api/v1/schema/")
     assert schema.status_code == 200 and b"/api/v1/payment-requests/" in schema.content
