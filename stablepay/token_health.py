@@ -1,9 +1,10 @@
 """Contract checks on each token, recorded on the Token row so quotes read them without an RPC call.
 
 Per chain, one batched JSON-RPC request asks, for every active token: `paused()`; `isBlacklisted(a)`
-and `isBlocked(a)` for the deposit addresses in play (each merchant's next address and those of live
-requests of that token); and the `Upgraded(address)` proxy events since the block the last check
-reached. A function the contract lacks (a revert or empty answer) is skipped.
+and `isBlocked(a)` for the deposit address each merchant hands out next (the one a quote would use;
+never the open requests' addresses, so the batch does not grow with open requests: CONTRACT §3); and
+the `Upgraded(address)` proxy events since the block the last check reached. A function the contract
+lacks (a revert or empty answer) is skipped.
 
 A failing token gets `halted_reason` and stops getting quotes (stablepay/token_policy.py) and the
 ops console shows it. Paused and blocked-address halts lift when a later check passes; an upgrade
@@ -31,14 +32,13 @@ from eth_utils.crypto import keccak
 from stablepay.addresses import derive_address
 from stablepay.chain.reader import ChainError
 from stablepay.chain.rpc import RpcChainReader
-from stablepay.models import Chain, Merchant, PaymentRequest, Status, Token
+from stablepay.models import Chain, Merchant, Token
 
 logger = logging.getLogger(__name__)
 
 UPGRADED_TOPIC = "0x" + keccak(text="Upgraded(address)").hex()
 UPGRADE_PREFIX = "Upgraded"
-MAX_ADDRESSES = 50  # deposit addresses asked about per token per check
-LIVE = (Status.OPEN, Status.CONFIRMING)
+MAX_ADDRESSES = 50  # merchants whose next deposit address is asked about, per token and check
 
 
 def _selector(signature: str) -> str:
@@ -73,15 +73,14 @@ def _true(item: dict[str, Any]) -> bool | None:
 
 
 def deposit_addresses(token: Token) -> list[str]:
-    """Each merchant's next deposit address and the addresses of this token's live requests."""
-    live = PaymentRequest.objects.filter(token=token, status__in=LIVE).order_by("-created_at")
-    addresses = list(live.values_list("pay_to", flat=True)[:MAX_ADDRESSES])
+    """Each merchant's next deposit address: the one the next quote hands out."""
+    addresses = []
     for xpub, index in Merchant.objects.values_list("xpub", "next_address_index").order_by("pk")[:MAX_ADDRESSES]:
         try:
             addresses.append(derive_address(xpub, index))
         except ValueError:
             continue
-    return list(dict.fromkeys(a.lower() for a in addresses))[: MAX_ADDRESSES * 2]
+    return list(dict.fromkeys(a.lower() for a in addresses))
 
 
 def _post_batch(reader: RpcChainReader, calls: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
