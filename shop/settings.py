@@ -209,6 +209,9 @@ STABLEPAY = {
     # (wallet_addEthereumChain), as JSON: {"8453": ["https://mainnet.base.org"]}. Unset: only local dev chains
     # (31337, 1337) offer their own RPC URL; the watcher's node URLs are never published. See stablepay/wallet.py.
     "WALLET_RPC_URLS": env.json("STABLEPAY_WALLET_RPC_URLS", default={}),
+    # Ledger rows (transfers, events, ops actions) are kept this many years; stablepay_purge_ledger deletes
+    # only older ones (IRO s.51C: 7 years; AMLO: 5). See stablepay/retention.py.
+    "LEDGER_RETENTION_YEARS": env.int("STABLEPAY_LEDGER_RETENTION_YEARS", default=7),
 }
 
 LOGGING = {
