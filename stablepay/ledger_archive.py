@@ -433,4 +433,14 @@ def import_archive(path: Path, *, verify_only: bool = False) -> dict[str, Any]:
     with transaction.atomic():
         for row in rows:
             getattr(importer, row["kind"])(row["key"], row["data"])
+        # Read every row back: a database that cannot hold a value exactly (SQLite keeps numbers beyond
+        # 64-bit integers as floats) is caught here, and the whole import rolls back.
+        check = _Importer()
+        for row in rows:
+            try:
+                getattr(check, row["kind"])(row["key"], row["data"])
+            except ArchiveError as exc:
+                raise ArchiveError(f"{exc}: this database did not store the archived value exactly") from exc
+        if any(check.created.values()):
+            raise ArchiveError(f"rows not found after import: {check.created}")
     return result | {"verified": True, "created": importer.created}
