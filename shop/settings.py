@@ -215,6 +215,9 @@ STABLEPAY = {
     # The Ed25519 key that signs audit bundles: a PEM private key or the base64 of a raw 32-byte seed.
     # Unset: derived from SECRET_KEY with HKDF (every host shares SECRET_KEY). See stablepay/audit_bundle.py.
     "AUDIT_SIGNING_KEY": env.str("STABLEPAY_AUDIT_SIGNING_KEY", default=""),
+    # Ledger rows (transfers, events, ops actions) are kept this many years; stablepay_purge_ledger deletes
+    # only older ones (IRO s.51C: 7 years; AMLO: 5). See stablepay/retention.py.
+    "LEDGER_RETENTION_YEARS": env.int("STABLEPAY_LEDGER_RETENTION_YEARS", default=7),
 }
 
 LOGGING = {

@@ -10,11 +10,37 @@ import uuid
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import models
+from django.db import IntegrityError, models
 from django.db.models import Q
 from django.db.models.functions import Lower
 
 from stablepay.secret_box import EncryptedTextField
+
+
+class LedgerAppendOnlyError(IntegrityError):
+    """A ledger row (transfer, event, ops action) may not be deleted, nor its recorded facts changed."""
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise LedgerAppendOnlyError(
+            f"{self.model._meta.label} rows are append-only: only stablepay_purge_ledger deletes them, "
+            "past the retention period"
+        )
+
+
+class AppendOnly(models.Model):
+    """Ledger rows: no delete through the ORM; the database triggers of migration 0010 guard the rest
+    (UPDATE of a recorded fact and DELETE, from any client). Only stablepay_purge_ledger deletes, past
+    STABLEPAY["LEDGER_RETENTION_YEARS"] (see stablepay/retention.py)."""
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def delete(self, using: str | None = None, keep_parents: bool = False) -> tuple[int, dict[str, int]]:
+        raise LedgerAppendOnlyError(f"{self._meta.label} {self.pk} is append-only and may not be deleted")
 
 
 class Currency(models.TextChoices):
@@ -259,11 +285,16 @@ class ActionState(models.TextChoices):
     REJECTED = "rejected"
 
 
-class OpsAction(models.Model):
+class OpsAction(AppendOnly):
     """An ops decision on a request's exception: append-only, with who, when and why.
 
     A refund above the four-eyes threshold waits in `pending_approval` until a second ops user
     approves it (then it is carried out) or rejects it.
+
+    Append-only in the database (migration 0010): never deleted (except by the retention purge); the
+    request (payment_request, action, note, exception, refund_address, requested_by, requested_at)
+    never changes; the decision (state, decided_by, decided_at, decision_note) is written once, while
+    the row is `pending_approval`; refund_tx_hash is written once, from empty.
     """
 
     payment_request = models.ForeignKey(PaymentRequest, on_delete=models.PROTECT, related_name="ops_actions")
@@ -308,8 +339,16 @@ class TransferState(models.TextChoices):
     ORPHANED = "orphaned"
 
 
-class Transfer(models.Model):
-    """One ERC-20 Transfer log to a deposit address. Unique per (chain, tx_hash, log_index)."""
+class Transfer(AppendOnly):
+    """One ERC-20 Transfer log to a deposit address. Unique per (chain, tx_hash, log_index).
+
+    Append-only in the database (migration 0010): never deleted (a reorg orphans, except the retention
+    purge deletes); chain, tx_hash, log_index and created_at never change. The observation (token,
+    payment_request, block_number, block_hash, block_timestamp, from/to, amount) changes only when the
+    watcher re-records the same log mined again: the row was orphaned or the block hash changes.
+    Lifecycle columns: state (seen -> confirmed -> orphaned -> seen), reviewed (false -> true only),
+    updated_at.
+    """
 
     chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="transfers")
     token = models.ForeignKey(Token, on_delete=models.PROTECT, related_name="transfers")
@@ -380,8 +419,12 @@ class Cursor(models.Model):
         return f"{self.chain_id} at {self.scanned_block}"
 
 
-class Event(models.Model):
-    """The append-only timeline of a payment request: one row per change, with who and why."""
+class Event(AppendOnly):
+    """The append-only timeline of a payment request: one row per change, with who and why.
+
+    Append-only in the database (migration 0010): no column is ever updated, no row deleted (except
+    by the retention purge).
+    """
 
     payment_request = models.ForeignKey(PaymentRequest, on_delete=models.PROTECT, related_name="events")
     at = models.DateTimeField()

@@ -15,6 +15,7 @@ from stablepay.bulk_reconcile import payment_requests_reconcile_all
 from stablepay.ledger_report import CHECKS, ledger_report, ledger_report_per_row
 from stablepay.models import Event, PaymentRequest, Transfer
 from tests.stablepay.ledgers import NOW, World, random_ledger
+from tests.support.ledger import ledger_unguarded
 
 pytestmark = pytest.mark.django_db
 
@@ -93,7 +94,8 @@ def test_each_planted_discrepancy_is_found(world: World) -> None:
     late = _pay(closed, 3)
     # 4. a live transfer applied to no request.
     loose = _pay(other, 5)
-    Transfer.objects.filter(pk=loose.pk).update(payment_request=None)
+    with ledger_unguarded():  # a fact rewritten behind the ledger's back (its triggers refuse it otherwise)
+        Transfer.objects.filter(pk=loose.pk).update(payment_request=None)
     # 5. a transfer applied to another request's deposit address.
     wrong = _pay(other, 6, to_address=short.pay_to, amount=0)
     # 6. the same log twice, the hash in another case.
