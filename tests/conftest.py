@@ -16,6 +16,7 @@ import pytest
 from bip_utils import Bip32Secp256k1, Bip39SeedGenerator
 from django.core.management import call_command
 from django.db import connection
+from django.utils import translation
 from eth_account import Account
 from rest_framework.test import APIClient
 
@@ -29,6 +30,14 @@ Account.enable_unaudited_hdwallet_features()
 MERCHANT_MNEMONIC = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about"
 OTHER_MNEMONIC = "legal winner thank year wave sausage worth useful legal winner thank yellow"
 FUNDED = 10**15  # base units minted to each payer account
+
+
+@pytest.fixture(autouse=True)
+def _default_language() -> Iterator[None]:
+    """A request in zh-Hant leaves its language active on the thread: each test starts from the default."""
+    translation.deactivate()
+    yield
+    translation.deactivate()
 
 
 def account_xpub(mnemonic: str) -> str:

@@ -253,8 +253,8 @@ def test_the_secrets_key_comes_from_the_environment_and_a_bad_one_fails_the_chec
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_encrypts_existing_plaintext_secrets_and_the_reverse_decrypts() -> None:
     before = [("stablepay", "0007_payment_request_leaner_indexes")]
-    after = [("stablepay", "0008_webhook_secrets_encrypted")]
     executor = MigrationExecutor(connection)
+    after = executor.loader.graph.leaf_nodes("stablepay")  # 0008 and every later migration: the test ends at the latest
     executor.migrate(before)
     old_apps = executor.loader.project_state(before).apps
     OldMerchant = old_apps.get_model("stablepay", "Merchant")

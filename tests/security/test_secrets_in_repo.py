@@ -58,7 +58,13 @@ def _anvil_dev_keys() -> set[str]:
     }
 
 
-ALLOWED_HEX_KEYS = _anvil_dev_keys()
+# ERC-1967's storage slots (keccak256("eip1967.proxy.implementation") - 1 and "...admin" - 1): public
+# constants of the standard that contracts/TestProxy.sol declares, not keys.
+ERC1967_SLOTS = {
+    "360894a13ba1a3210667c828492db98dca3e2076cc3735a920a3ca505d382bbc",
+    "b53127684a568b3173ae13b9f8a6016e243e63b6e8ee1178d6a717850b5d6103",
+}
+ALLOWED_HEX_KEYS = _anvil_dev_keys() | ERC1967_SLOTS
 
 # Tokens and keys with a recognisable shape.
 SHAPED = {
