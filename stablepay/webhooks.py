@@ -24,7 +24,6 @@ from stablepay.models import Merchant, PaymentRequest, WebhookDelivery
 from stablepay.signature import (
     SIGNATURE_HEADER,
     SignatureVerificationError,
-    is_valid,
     sign,
     verify_signature,
 )
@@ -38,7 +37,6 @@ __all__ = [
     "secret_replace",
     "sign",
     "signing_secrets",
-    "verify",
     "verify_signature",
 ]
 
@@ -48,11 +46,6 @@ logger = logging.getLogger(__name__)
 BACKOFF = [timedelta(seconds=s) for s in (10, 60, 300, 1800, 7200, 21600, 43200, 86400)]
 MAX_ATTEMPTS = len(BACKOFF) + 1
 TIMEOUT_SECONDS = 10
-
-
-def verify(secret: str, body: bytes, header: str, *, now: int, tolerance_seconds: int = 300) -> bool:
-    """What a merchant's receiver does, as a yes/no (see signature.verify_signature for the reasons)."""
-    return is_valid(header, body, [secret], tolerance_seconds=tolerance_seconds, now=now)
 
 
 def grace_period() -> timedelta:
