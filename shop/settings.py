@@ -218,6 +218,17 @@ STABLEPAY = {
     # Ledger rows (transfers, events, ops actions) are kept this many years; stablepay_purge_ledger deletes
     # only older ones (IRO s.51C: 7 years; AMLO: 5). See stablepay/retention.py.
     "LEDGER_RETENTION_YEARS": env.int("STABLEPAY_LEDGER_RETENTION_YEARS", default=7),
+    # Payer screening (stablepay/screening.py): the backend class each new transfer's `from` goes to.
+    # ListBackend: the allow/deny list in the admin. HttpBackend: that list, then a JSON service at
+    # SCREENING_HTTP_URL (Bearer SCREENING_HTTP_TOKEN), answering within SCREENING_HTTP_TIMEOUT_SECONDS.
+    "SCREENING_BACKEND": env.str("STABLEPAY_SCREENING_BACKEND", default="stablepay.screening.ListBackend"),
+    "SCREENING_HTTP_URL": env.str("STABLEPAY_SCREENING_HTTP_URL", default=""),
+    "SCREENING_HTTP_TOKEN": env.str("STABLEPAY_SCREENING_HTTP_TOKEN", default=""),
+    "SCREENING_HTTP_TIMEOUT_SECONDS": env.float("STABLEPAY_SCREENING_HTTP_TIMEOUT", default=3.0),
+    # With the backend down, a payment worth less than this (HKD-equivalent) passes (fail open) and one
+    # worth this or more is held for ops (fail closed); 0 holds every one. Both are retried meanwhile.
+    "SCREENING_FAIL_OPEN_BELOW_HKD": env.str("STABLEPAY_SCREENING_FAIL_OPEN_BELOW_HKD", default="8000.00"),
+    "SCREENING_RETRY_SECONDS": env.float("STABLEPAY_SCREENING_RETRY_SECONDS", default=60.0),
 }
 
 LOGGING = {

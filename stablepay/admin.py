@@ -28,6 +28,7 @@ from stablepay.models import (
     Merchant,
     OpsAction,
     PaymentRequest,
+    ScreeningListEntry,
     Token,
     Transfer,
     WebhookDelivery,
@@ -183,10 +184,32 @@ class TransferAdmin(ReadOnlyAdmin):
         "to_address",
         "amount_base_units",
         "state",
+        "screening",
         "block_number",
     )
-    list_filter = ("state", "chain", "token")
+    list_filter = ("state", "screening", "chain", "token")
     search_fields = ("tx_hash", "to_address", "from_address")
+
+
+@admin.register(ScreeningListEntry)
+class ScreeningListEntryAdmin(admin.ModelAdmin):
+    """The allow/deny list of payer screening (stablepay/screening.py), kept by ops; changes are in the
+    admin log. A deny entry holds the payments its address sends from the next transfer on."""
+
+    list_display = ("address", "kind", "reason", "created_by", "created_at")
+    list_filter = ("kind",)
+    search_fields = ("address", "reason")
+    readonly_fields = ("created_by", "created_at")
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[ScreeningListEntry], search_term: str
+    ) -> tuple[QuerySet[ScreeningListEntry], bool]:
+        return super().get_search_results(request, queryset, search_term.strip().lower())
+
+    def save_model(self, request: HttpRequest, obj: ScreeningListEntry, form: Any, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user if isinstance(request.user, User) else None
+        super().save_model(request, obj, form, change)
 
 
 @admin.register(Block)

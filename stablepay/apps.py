@@ -9,4 +9,4 @@ class StablepayConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from stablepay import secret_checks  # noqa: F401  (registers the system checks)
+        from stablepay import screening_checks, secret_checks  # noqa: F401  (register the system checks)

@@ -48,8 +48,11 @@ ALGORITHM = "Ed25519"
 CANONICALIZATION = "json-sorted-keys-no-whitespace-utf8"
 SIGNATURE_FIELDS = {"algorithm", "canonicalization", "public_key", "key_id", "value"}
 SCREENING_NOTE = (
-    "Payer screening (issue 8 part 2) is not enabled on this server: no screening result exists for "
-    "this request's payers, and none is claimed."
+    "Each transfer's payer (`from`) was screened once, before the transfer was recorded, by the server's "
+    "screening backend. outcome: clear (answered, not flagged), hit (flagged: the request was held for "
+    "compliance review), failed_closed (the backend did not answer and the amount was at or above the "
+    "fail-open limit: held), failed_open (did not answer, below the limit: passed), not_screened (recorded "
+    "before screening existed). An unanswered screening is retried; `detail` then keeps the first outcome."
 )
 CONFIRMATIONS_NOTE = (
     "The confirmations count at the moment of settlement is not stored. `confirmations_required` is the "
@@ -153,8 +156,19 @@ def build_bundle(payment_request: PaymentRequest, *, now: datetime | None = None
     token, chain = pr.token, pr.token.chain
     cursor = Cursor.objects.filter(chain=chain).first()
     head = cursor.head_block if cursor is not None and cursor.head_block else None
-    transfers = []
+    transfers, screening = [], []
     for t in pr.transfers.select_related("token", "chain").order_by("block_number", "log_index", "pk"):
+        screening.append(
+            {
+                "chain_id": t.chain.chain_id,
+                "tx_hash": t.tx_hash,
+                "log_index": t.log_index,
+                "address": t.from_address,
+                "outcome": t.screening or "not_screened",
+                "detail": t.screening_detail,
+                "screened_at": _time(t.screened_at),
+            }
+        )
         transfers.append(
             {
                 "chain_id": t.chain.chain_id,
@@ -239,7 +253,7 @@ def build_bundle(payment_request: PaymentRequest, *, now: datetime | None = None
             **_xpub_identity(pr.merchant.xpub),
         },
         "transfers": transfers,
-        "screening": [],
+        "screening": screening,
         "screening_note": SCREENING_NOTE,
         "timeline": [
             {"at": _time(e.at), "status": e.status, "exception": e.exception, "note": e.note, "actor": e.actor}

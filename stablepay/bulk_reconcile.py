@@ -48,7 +48,10 @@ _MINE = f"{_LIVE} AND t.token_id = r.token_id"
 _ON_TIME = f"{_MINE} AND t.block_timestamp < r.expires_at"
 _TO_REVIEW = f"{_LIVE} AND NOT t.reviewed AND (t.token_id <> r.token_id OR t.block_timestamp >= r.expires_at)"
 _C = "t.state = 'confirmed'"
-# The seven yes/no facts ride in one bit_or (one aggregate instead of seven: a third of the query, bench P5).
+# Flagged by screening and not covered by an ops resolution: received, never credited (reconcile.decide).
+_HELD = "t.screening IN ('hit', 'failed_closed') AND NOT t.reviewed"
+_CREDITED = f"{_C} AND NOT ({_HELD})"
+# The eight yes/no facts ride in one bit_or (one aggregate instead of seven: a third of the query, bench P5).
 _FLAGS = {
     "unconfirmed_on_time": f"{_ON_TIME} AND NOT {_C}",
     "review_confirming": f"{_TO_REVIEW} AND NOT {_C}",
@@ -57,6 +60,7 @@ _FLAGS = {
     "unreviewed_confirmed": f"{_MINE} AND NOT t.reviewed AND {_C}",
     "unreviewed": f"{_MINE} AND NOT t.reviewed",
     "orphaned_reviewed": "t.state = 'orphaned' AND t.reviewed",
+    "held": f"{_LIVE} AND {_HELD} AND {_C}",
 }
 _BITS = " | ".join(f"CASE WHEN {cond} THEN {1 << i} ELSE 0 END" for i, cond in enumerate(_FLAGS.values()))
 _FACTS = f"""
@@ -67,8 +71,8 @@ FROM (
            m.payment_tolerance_percent AS tol, r.expires_at,
            COALESCE(SUM(t.amount_base_units) FILTER (WHERE {_MINE}), 0) AS paid,
            COALESCE(SUM(t.amount_base_units) FILTER (WHERE {_ON_TIME}), 0) AS received,
-           COALESCE(SUM(t.amount_base_units) FILTER (WHERE {_ON_TIME} AND {_C}), 0) AS confirmed,
-           COALESCE(SUM(t.amount_base_units) FILTER (WHERE {_MINE} AND {_C}), 0) AS confirmed_total,
+           COALESCE(SUM(t.amount_base_units) FILTER (WHERE {_ON_TIME} AND {_CREDITED}), 0) AS confirmed,
+           COALESCE(SUM(t.amount_base_units) FILTER (WHERE {_MINE} AND {_CREDITED}), 0) AS confirmed_total,
            COALESCE(bit_or({_BITS}), 0) AS flags
     FROM stablepay_paymentrequest r
     JOIN stablepay_merchant m ON m.id = r.merchant_id
@@ -99,6 +103,8 @@ _STAY_OPEN = "CASE WHEN f.status = 'confirming' THEN 'open' ELSE f.status END"
 
 # `reconcile.decide`, branch for branch, as (status, exception, reason).
 _DECISION = f"""CASE
+  WHEN f.held AND f.exception <> 'held'
+    THEN {_to("'needs_review'", "'held'", "a payer was flagged by screening; held for compliance review")}
   WHEN f.status = 'paid' THEN CASE
     WHEN f.exception NOT IN ('reorged', 'held')
          AND CASE WHEN f.resolution = 'accept' THEN f.orphaned_reviewed ELSE NOT {_enough("f.confirmed")} END

@@ -102,8 +102,13 @@ TRANSFER_FIELDS = (
     "amount_base_units",
     "state",
     "reviewed",
+    "screening",
+    "screening_detail",
+    "screened_at",
     "created_at",
 )
+# Fields added after the first archives were written, with the value an older archive means.
+TRANSFER_DEFAULTS = {"screening": "", "screening_detail": "", "screened_at": None}
 OPS_FIELDS = ("note", "exception", "refund_address", "refund_tx_hash", "state", "decided_at", "decision_note")
 
 
@@ -274,7 +279,7 @@ def _when(value: str) -> datetime:
 def _parse(name: str, value: Any) -> Any:
     if value is None:
         return None
-    if name in {"created_at", "expires_at", "paid_at", "watch_until", "block_timestamp", "decided_at"}:
+    if name in {"created_at", "expires_at", "paid_at", "watch_until", "block_timestamp", "decided_at", "screened_at"}:
         return parse_datetime(value)
     if name in {"amount", "rate", "amount_due_base_units", "amount_paid_base_units", "amount_base_units"}:
         return Decimal(value)
@@ -363,6 +368,7 @@ class _Importer:
         self._new("payment_request", request)
 
     def transfer(self, key: list[Any], data: dict[str, Any]) -> None:
+        data = TRANSFER_DEFAULTS | data
         chain = self.chains[key[0]]
         existing = (
             Transfer.objects.filter(chain=chain, tx_hash=key[1], log_index=key[2])

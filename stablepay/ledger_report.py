@@ -6,10 +6,12 @@ sample of ids; `ok` is true when every count is 0.
 
 - `status_mismatch`: requests whose status or exception is not what the status pass would make it.
 - `amount_paid_mismatch`: `amount_paid_base_units` is not the sum of the live transfers of its token.
-- `paid_uncovered`: `paid` (not accepted by ops) without confirmed canonical transfers covering it.
+- `paid_uncovered`: `paid` (not accepted by ops) without confirmed canonical transfers covering it
+  (a transfer held by payer screening covers nothing).
 - `unlinked_transfers`: live transfers applied to no request.
 - `unflagged_transfers`: confirmed live transfers neither applied to their request nor flagged for ops
-  (wrong token, late to an unpaid request, or to a closed request, with no open exception, unreviewed).
+  (wrong token, a payer flagged by screening, late to an unpaid request, or to a closed request, with no
+  open exception, unreviewed).
 - `misapplied_transfers`: a transfer applied to a request on another chain or another deposit address.
 - `duplicate_transfers`: one log (chain, tx hash in any case, log index) recorded more than once.
 
@@ -31,7 +33,7 @@ from django.utils import timezone
 
 from stablepay import reconcile, services
 from stablepay.bulk_reconcile import _tune, decisions_sql
-from stablepay.models import PaymentRequest, Status, Transfer, TransferState
+from stablepay.models import FLAGGED_OUTCOMES, PaymentRequest, Status, Transfer, TransferState
 
 CHECKS = (
     "status_mismatch",
@@ -68,6 +70,7 @@ def _transfers_sql(chain_id: int | None) -> str:
         "unlinked_transfers": f"{_LIVE} AND t.payment_request_id IS NULL",
         "unflagged_transfers": f"""{_LIVE} AND t.state = 'confirmed' AND NOT t.reviewed AND {_NO_OPEN_EXCEPTION}
             AND (t.token_id <> r.token_id
+                 OR t.screening IN ('hit', 'failed_closed')
                  OR (t.block_timestamp >= r.expires_at AND r.status IN ('open', 'expired'))
                  OR r.status IN ('refunded', 'canceled'))""",
         # lower() only where the addresses differ as written (2 x 10^6 calls saved on a clean ledger).
@@ -188,7 +191,11 @@ def ledger_report_per_row(
         cover = sum(
             t.amount_base_units
             for t in transfer_facts
-            if t.is_request_token and not t.orphaned and t.mined_at < facts.expires_at and t.confirmations >= required
+            if t.is_request_token
+            and not t.orphaned
+            and not t.held
+            and t.mined_at < facts.expires_at
+            and t.confirmations >= required
         )
         if request.status == Status.PAID and request.resolution != "accept" and Fraction(cover) < enough:
             found["paid_uncovered"].append(str(request.pk))
@@ -206,6 +213,7 @@ def ledger_report_per_row(
         no_exception = r.exception == "" and r.status != Status.NEEDS_REVIEW
         routed_to_ops = (
             t.token_id != r.token_id
+            or t.screening in FLAGGED_OUTCOMES
             or (t.block_timestamp >= r.expires_at and r.status in (Status.OPEN, Status.EXPIRED))
             or r.status in (Status.REFUNDED, Status.CANCELED)
         )

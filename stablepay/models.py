@@ -6,10 +6,13 @@ Token amounts are integer base units in DecimalField(max_digits=78, decimal_plac
 
 from __future__ import annotations
 
+import re
 import uuid
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models
 from django.db.models import Q
 from django.db.models.functions import Lower
@@ -339,6 +342,19 @@ class TransferState(models.TextChoices):
     ORPHANED = "orphaned"
 
 
+class ScreeningOutcome(models.TextChoices):
+    """What the payer screening hook (stablepay/screening.py) made of a transfer's `from` address."""
+
+    NOT_SCREENED = "", "not screened"  # recorded before screening existed
+    CLEAR = "clear"
+    HIT = "hit"
+    FAILED_CLOSED = "failed_closed", "backend down: held"  # at or above the fail-closed amount
+    FAILED_OPEN = "failed_open", "backend down: passed"  # below it
+
+
+FLAGGED_OUTCOMES = (ScreeningOutcome.HIT, ScreeningOutcome.FAILED_CLOSED)
+
+
 class Transfer(AppendOnly):
     """One ERC-20 Transfer log to a deposit address. Unique per (chain, tx_hash, log_index).
 
@@ -347,7 +363,8 @@ class Transfer(AppendOnly):
     payment_request, block_number, block_hash, block_timestamp, from/to, amount) changes only when the
     watcher re-records the same log mined again: the row was orphaned or the block hash changes.
     Lifecycle columns: state (seen -> confirmed -> orphaned -> seen), reviewed (false -> true only),
-    updated_at.
+    updated_at. The screening columns are written with the row and change only by a re-screen of an
+    outcome that had no answer (failed_open / failed_closed -> clear / hit), migration 0012.
     """
 
     chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="transfers")
@@ -365,6 +382,9 @@ class Transfer(AppendOnly):
     amount_base_units = models.DecimalField(max_digits=78, decimal_places=0)
     state = models.CharField(max_length=16, choices=TransferState.choices, default=TransferState.SEEN)
     reviewed = models.BooleanField(default=False, help_text="Covered by an ops resolution.")
+    screening = models.CharField(max_length=16, choices=ScreeningOutcome.choices, blank=True, default="")
+    screening_detail = models.TextField(blank=True, default="", help_text="Who answered, and why.")
+    screened_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -373,6 +393,14 @@ class Transfer(AppendOnly):
         constraints = [
             models.UniqueConstraint(fields=["chain", "tx_hash", "log_index"], name="transfer_unique_log"),
             models.CheckConstraint(condition=Q(amount_base_units__gte=0), name="transfer_amount_not_negative"),
+        ]
+        # The re-screen sweep looks for the few transfers whose screening had no answer, every tick.
+        indexes = [
+            models.Index(
+                fields=["screened_at"],
+                condition=Q(screening__in=["failed_open", "failed_closed"]),
+                name="transfer_unanswered_screening",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -383,6 +411,46 @@ class Transfer(AppendOnly):
         if self.state == TransferState.ORPHANED or head is None:
             return 0
         return max(head - self.block_number + 1, 0)
+
+
+_LOWER_ADDRESS = re.compile(r"^0x[0-9a-f]{40}\Z")
+
+
+class ScreeningListKind(models.TextChoices):
+    DENY = "deny", "denylist: hold payments from it"
+    ALLOW = "allow", "allowlist: never flag it"
+
+
+class ScreeningListEntry(models.Model):
+    """An address ops list by hand (in the admin): `deny` holds its payments, `allow` clears it even when
+    an external screening service flags it (a known false positive). One entry per address, all chains;
+    admin changes are in Django's admin log."""
+
+    address = models.CharField(max_length=42, unique=True, help_text="0x + 40 hex digits; stored in lower case.")
+    kind = models.CharField(max_length=8, choices=ScreeningListKind.choices)
+    reason = models.CharField(max_length=255, help_text="Why, with the source (e.g. a sanctions list and its date).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "screening list entry"
+        verbose_name_plural = "screening list (allow / deny)"
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.address}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.clean()
+        super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        address = self.address.strip().lower()
+        if not _LOWER_ADDRESS.match(address):
+            raise ValidationError({"address": "must be 0x followed by 40 hex digits"})
+        self.address = address
 
 
 class Block(models.Model):

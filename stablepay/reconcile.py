@@ -43,6 +43,7 @@ class TransferFacts:
     confirmations: int
     orphaned: bool
     reviewed: bool = False  # already covered by an ops resolution
+    held: bool = False  # its payer was flagged by screening (or unscreenable, failing closed); not reviewed
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,11 @@ def decide(request: RequestFacts, transfers: Sequence[TransferFacts], *, now: da
     paid = sum(t.amount_base_units for t in mine)
     on_time = [t for t in mine if t.mined_at < request.expires_at]
     received = sum(t.amount_base_units for t in on_time)
-    confirmed = sum(t.amount_base_units for t in on_time if t.confirmations >= required)
-    confirmed_total = sum(t.amount_base_units for t in mine if t.confirmations >= required)
+    # A held transfer counts as received (the shopper sees it confirm) but is never credited.
+    confirmed = sum(t.amount_base_units for t in on_time if t.confirmations >= required and not t.held)
+    confirmed_total = sum(t.amount_base_units for t in mine if t.confirmations >= required and not t.held)
+    # Like the other exceptions, `held` is raised once the flagged transfer is confirmed, and it comes first.
+    held = any(t.held and t.confirmations >= required for t in live)
     unconfirmed_on_time = any(t.confirmations < required for t in on_time)
     # A late or wrong-token transfer raises its exception only once confirmed, like `underpaid`: until
     # then a reorg may still remove it, and needs_review is never left on its own.
@@ -85,6 +89,8 @@ def decide(request: RequestFacts, transfers: Sequence[TransferFacts], *, now: da
 
     keep = to(request.status, request.exception, "unchanged")
 
+    if held and request.exception != HELD:
+        return to(NEEDS_REVIEW, HELD, "a payer was flagged by screening; held for compliance review")
     if request.status == PAID:
         if request.exception not in (REORGED, HELD) and _lost_its_cover(request, transfers, confirmed, enough):
             return to(NEEDS_REVIEW, REORGED, "a transfer that paid the request was orphaned")

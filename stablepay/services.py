@@ -23,6 +23,7 @@ from stablepay import reconcile, refdata, token_policy, webhooks
 from stablepay.addresses import allocate_index, derive_address
 from stablepay.errors import Conflict, InvalidInput
 from stablepay.models import (
+    FLAGGED_OUTCOMES,
     Chain,
     Event,
     Merchant,
@@ -258,6 +259,7 @@ def _transfer_facts(
             ),
             orphaned=t.state == TransferState.ORPHANED,
             reviewed=t.reviewed,
+            held=t.screening in FLAGGED_OUTCOMES and not t.reviewed,
         )
         for t in transfers
     ]

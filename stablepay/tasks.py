@@ -12,7 +12,7 @@ import redis
 from celery import shared_task
 from django.conf import settings
 
-from stablepay import services, token_health, watcher, webhooks
+from stablepay import screening, services, token_health, watcher, webhooks
 from stablepay.chain.reader import ChainError
 from stablepay.models import Chain
 
@@ -102,6 +102,7 @@ def scan_all_chains_task() -> None:
     expire_requests_task.delay()
     deliver_webhooks_task.delay()
     check_tokens_task.delay()
+    rescreen_payers_task.delay()
 
 
 def forward_head(chain: Chain) -> None:
@@ -120,6 +121,12 @@ def expire_requests_task() -> None:
 def check_tokens_task() -> None:
     """The tokens' contract checks (each at most every TOKEN_CHECK_SECONDS): paused, blocked, upgraded."""
     token_health.check_due()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def rescreen_payers_task() -> None:
+    """Screen again the payers whose screening had no answer (each at most every SCREENING_RETRY_SECONDS)."""
+    screening.rescreen_due()
 
 
 @shared_task(acks_late=True, ignore_result=True)

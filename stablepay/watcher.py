@@ -26,7 +26,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 from eth_utils.address import to_checksum_address
 
-from stablepay import services, token_health, webhooks
+from stablepay import screening, services, token_health, webhooks
 from stablepay.chain import quorum
 from stablepay.chain.reader import BlockRef, ChainError, ChainReader, RangeTooLarge, TransferLog
 from stablepay.chain.rpc import RpcChainReader
@@ -168,8 +168,11 @@ def _record_hits(
     watched: Mapping[str, UUID],
     hits: Iterable[TransferLog],
     blocks: Mapping[int, BlockRef],
+    screened: Mapping[tuple[str, int], screening.Screened],
+    now: datetime,
 ) -> tuple[int, set[UUID]]:
-    """Upsert each hit once; a log seen again after a reorg is revived in place, never duplicated."""
+    """Upsert each hit once; a log seen again after a reorg is revived in place, never duplicated.
+    A new row carries its screening outcome; a revived one keeps the outcome it was first given."""
     hits = list(hits)
     known = {
         (t.tx_hash, t.log_index): t
@@ -192,7 +195,18 @@ def _record_hits(
         }
         existing = known.get((hit.tx_hash, hit.log_index))
         if existing is None:
-            new.append(Transfer(chain=chain, tx_hash=hit.tx_hash, log_index=hit.log_index, **fields))
+            outcome = screened[(hit.tx_hash, hit.log_index)]
+            new.append(
+                Transfer(
+                    chain=chain,
+                    tx_hash=hit.tx_hash,
+                    log_index=hit.log_index,
+                    screening=outcome.outcome,
+                    screening_detail=outcome.detail,
+                    screened_at=now,
+                    **fields,
+                )
+            )
         elif existing.state == TransferState.ORPHANED or existing.block_hash != hit.block_hash:
             Transfer.objects.filter(pk=existing.pk).update(state=TransferState.SEEN, **fields)
         else:
@@ -260,12 +274,14 @@ def _scan_range(
         if tip is None:
             raise ChainError(f"block {end} vanished during the scan")
         blocks.setdefault(tip.number, tip)
+        # The payers of the new transfers, screened before the range's transaction, written with the rows.
+        screened = screening.screen_logs(screening.unscreened(chain.pk, hits), tokens, chain_id=chain.chain_id)
         with transaction.atomic():
             locked = Cursor.objects.select_for_update().get(pk=cursor.pk)
             if locked.scanned_block != scanned:
                 logger.info("chain %s: another scanner moved the cursor; yielding", chain.chain_id)
                 return
-            recorded, touched = _record_hits(chain, tokens, watched, hits, blocks)
+            recorded, touched = _record_hits(chain, tokens, watched, hits, blocks, screened, now)
             _mark_pending(touched)
             if touched and not _pays_at_first_sight(chain):
                 # Shoppers wait for this one: their payment is seen, committed with the range, before
@@ -388,3 +404,4 @@ def housekeeping(*, now: datetime | None = None) -> None:
     services.payment_requests_expire(now=now)
     webhooks.deliver_due(now=now)
     token_health.check_due(now=now)
+    screening.rescreen_due(now=now)

@@ -2,7 +2,7 @@
 
 Every decision is an OpsAction row (who, when, why) plus a timeline Event, written in the transaction
 that carries it out. A refund worth more than STABLEPAY["FOUR_EYES_REFUND_ABOVE_HKD"] (HKD-equivalent,
-exact), one that cannot be priced in HKD, and any refund of a compliance hold wait in
+exact), one that cannot be priced in HKD, and any decision (accept, refund, void) on a compliance hold wait in
 `pending_approval` until a second ops user holding `stablepay.ops_approve` approves (then it is carried
 out) or rejects it. The requester can never decide their own request (checked here and by a database
 constraint).
@@ -124,8 +124,9 @@ def ops_action_request(
     refund_tx_hash: str | None = None,
     now: datetime | None = None,
 ) -> OpsAction:
-    """Decide on the open exception. Carried out at once, or (a refund over the threshold) recorded as
-    pending a second ops user's approval. Returns the OpsAction (state `done` or `pending_approval`)."""
+    """Decide on the open exception. Carried out at once, or (a refund over the threshold, or any decision
+    on a compliance hold) recorded as pending a second ops user's approval. Returns the OpsAction (state
+    `done` or `pending_approval`)."""
     _require(user, CONSOLE_PERMISSION)
     now = now or timezone.now()
     note = clean_note(note)
@@ -143,15 +144,17 @@ def ops_action_request(
         if not pr.exception:
             raise Conflict("exception", "the request has no open exception (it was resolved or changed)")
         if OpsAction.objects.filter(payment_request=pr, state=ActionState.PENDING_APPROVAL).exists():
-            raise Conflict("exception", "a refund is awaiting approval: approve or reject it first")
+            raise Conflict("exception", "a decision is awaiting approval: approve or reject it first")
         if action not in selectors.ACTIONS_BY_EXCEPTION.get(pr.exception, ()):
             raise InvalidInput("action", f"{action} is not offered for the {pr.exception} exception")
-        needs_approval = False
+        # Every decision on a compliance hold needs a second pair of eyes; a refund, when large.
+        needs_approval, value = pr.exception == reconcile.HELD, ""
         if action == Resolution.REFUND:
             refund = selectors.refund_amount(pr, list(pr.transfers.select_related("token")), services.fx_rates())
             if refund.is_zero:
                 raise Conflict("action", "nothing was received that a refund could send back")
-            needs_approval = selectors.refund_needs_approval(pr, refund)
+            needs_approval = needs_approval or selectors.refund_needs_approval(pr, refund)
+            value = f" ({refund.hkd_text})"
         op = OpsAction.objects.create(
             payment_request=pr,
             action=action,
@@ -165,13 +168,10 @@ def ops_action_request(
             decided_at=None if needs_approval else now,
         )
         if needs_approval:
-            value = refund.hkd_text
+            where = f" (refund to {refund_address})" if action == Resolution.REFUND else ""
             _event(
                 pr,
-                note=(
-                    f"refund {pr.exception} requested ({value}), awaiting a second ops user's approval: {note}"
-                    f" (refund to {refund_address})"
-                ),
+                note=f"{action} {pr.exception} requested{value}, awaiting a second ops user's approval: {note}{where}",
                 actor=actor_name(user),
                 now=now,
             )
@@ -246,12 +246,12 @@ def _locked_pending(action_id: int, user: User) -> tuple[OpsAction, PaymentReque
     if op.state != ActionState.PENDING_APPROVAL:
         raise Conflict("action", f"this action is no longer awaiting approval (it is {op.state})")
     if op.requested_by_id == user.pk:
-        raise NotAllowed("action", "four-eyes: another ops user must decide on a refund you requested")
+        raise NotAllowed("action", "four-eyes: another ops user must decide on an action you requested")
     return op, pr
 
 
 def ops_action_approve(*, action_id: int, user: User, note: str, now: datetime | None = None) -> OpsAction:
-    """A second ops user approves a pending refund: it is carried out now."""
+    """A second ops user approves a pending action: it is carried out now."""
     _require(user, CONSOLE_PERMISSION)
     _require(user, APPROVE_PERMISSION)
     now = now or timezone.now()
@@ -261,7 +261,7 @@ def ops_action_approve(*, action_id: int, user: User, note: str, now: datetime |
         if pr.exception != op.exception:
             raise Conflict(
                 "action",
-                f"the exception changed since the refund was requested (now {pr.exception or 'none'}): reject it",
+                f"the exception changed since the action was requested (now {pr.exception or 'none'}): reject it",
             )
         requester = actor_name(op.requested_by)
         detail = f"{op.note} [requested by {requester}; approved by {actor_name(user)}: {note}]"
@@ -275,7 +275,7 @@ def ops_action_approve(*, action_id: int, user: User, note: str, now: datetime |
 
 
 def ops_action_reject(*, action_id: int, user: User, note: str, now: datetime | None = None) -> OpsAction:
-    """A second ops user rejects a pending refund: nothing is carried out, the exception stays open."""
+    """A second ops user rejects a pending action: nothing is carried out, the exception stays open."""
     _require(user, CONSOLE_PERMISSION)
     _require(user, APPROVE_PERMISSION)
     now = now or timezone.now()
@@ -287,7 +287,7 @@ def ops_action_reject(*, action_id: int, user: User, note: str, now: datetime | 
         )
         _event(
             pr,
-            note=f"refund request by {actor_name(op.requested_by)} rejected: {note}",
+            note=f"{op.action} request by {actor_name(op.requested_by)} rejected: {note}",
             actor=actor_name(user),
             now=now,
         )

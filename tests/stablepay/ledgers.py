@@ -1,6 +1,6 @@
 """Ledgers for the set-based pass and report tests: three chains, five tokens, three merchants, and
-random requests with random transfers (exact, partial, over, late, wrong token, seen, orphaned, reviewed)
-in every status, built straight through the ORM (no chain needed)."""
+random requests with random transfers (exact, partial, over, late, wrong token, seen, orphaned, reviewed;
+screened clear, flagged or unanswered) in every status, built straight through the ORM (no chain needed)."""
 
 from __future__ import annotations
 
@@ -133,4 +133,5 @@ def random_ledger(world: World, rng: random.Random, n: int) -> None:
                 amount_base_units=Decimal(amount),
                 state=rng.choice(["seen", "confirmed", "confirmed", "confirmed", "orphaned"]),
                 reviewed=rng.random() < 0.2,
+                screening=rng.choice(["clear"] * 6 + ["", "hit", "failed_closed", "failed_open"]),
             )

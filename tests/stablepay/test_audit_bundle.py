@@ -88,7 +88,10 @@ def test_a_paid_requests_bundle_holds_the_evidence_and_verifies_offline_and_on_c
     assert transfer["amount_base_units"] == str(DUE) and transfer["state"] == "confirmed"
     assert transfer["to"].lower() == pr.pay_to.lower()
     assert transfer["confirmations_now"] >= bundle["chain"]["confirmations_required"] == 3
-    assert bundle["screening"] == [] and "not enabled" in bundle["screening_note"]
+    [screened] = bundle["screening"]
+    assert (screened["tx_hash"], screened["address"]) == (transfer["tx_hash"], transfer["from"])
+    assert screened["outcome"] == "clear" and screened["detail"] == "screening list: not listed"
+    assert screened["screened_at"] and "failed_open" in bundle["screening_note"]
     assert (bundle["timeline"][0]["status"], bundle["timeline"][0]["actor"]) == ("open", "api")
     assert bundle["timeline"][-1]["status"] == "paid"
     assert bundle["payment_request"]["status"] == "paid" and bundle["payment_request"]["paid_at"]

@@ -152,3 +152,48 @@ def test_paid_is_entered_at_most_once_whatever_the_chain_does(events: list[tuple
             entered_paid += 1
         status, exception = decision.status, decision.exception
     assert entered_paid <= 1
+
+
+# payer screening: `held` ------------------------------------------------------------------------------
+def flagged(amount: int, *, conf: int = 3, late: bool = False, token: bool = True) -> TransferFacts:
+    mined = EXPIRES + timedelta(seconds=1) if late else NOW
+    return TransferFacts(amount, token, mined, conf, False, held=True)
+
+
+def test_a_flagged_payer_is_held_once_confirmed_and_never_credited() -> None:
+    assert outcome(facts(), [flagged(DUE, conf=1)]) == ("confirming", "")
+    assert outcome(facts("confirming"), [flagged(DUE)]) == ("needs_review", "held")
+    decision = decide(facts("confirming"), [flagged(DUE)], now=NOW, required=3)
+    assert decision.amount_paid_base_units == DUE  # received, shown, but the request is not paid
+
+
+def test_held_comes_before_every_other_exception() -> None:
+    assert outcome(facts(), [flagged(DUE, token=False)]) == ("needs_review", "held")
+    assert outcome(facts("expired"), [flagged(DUE, late=True)], AFTER) == ("needs_review", "held")
+    assert outcome(facts("needs_review", "underpaid"), [paid_in(DUE // 2), flagged(DUE // 2)], AFTER) == (
+        "needs_review",
+        "held",
+    )
+    assert outcome(facts("canceled"), [flagged(DUE)]) == ("needs_review", "held")
+    assert outcome(facts("refunded"), [flagged(1)]) == ("needs_review", "held")
+
+
+def test_a_paid_request_is_held_when_a_later_payer_is_flagged_not_called_reorged() -> None:
+    # Paid by a payer whose screening had no answer (failed open); the re-screen flags them.
+    assert outcome(facts("paid"), [flagged(DUE)]) == ("needs_review", "held")
+    # A clean payment covers the order; a flagged top-up still holds it, once confirmed.
+    assert outcome(facts("paid"), [paid_in(DUE), flagged(DUE, conf=1)]) == ("paid", "")
+    assert outcome(facts("paid"), [paid_in(DUE), flagged(DUE)]) == ("needs_review", "held")
+
+
+def test_held_stays_until_ops_resolve_it() -> None:
+    assert outcome(facts("needs_review", "held"), [flagged(DUE)]) == ("needs_review", "held")
+    orphaned = TransferFacts(DUE, True, NOW, 0, True, held=True)
+    assert outcome(facts("needs_review", "held"), [orphaned]) == ("needs_review", "held")
+    # After the resolution the transfers are reviewed (held=False in the facts): accept -> paid stays paid.
+    assert outcome(facts("paid", resolution="accept"), [paid_in(DUE, reviewed=True)]) == ("paid", "")
+
+
+def test_clean_funds_pay_while_a_flagged_transfer_still_confirms() -> None:
+    assert outcome(facts(), [paid_in(DUE), flagged(DUE, conf=1)]) == ("paid", "")
+    assert outcome(facts(), [paid_in(DUE // 2), flagged(DUE // 2)]) == ("needs_review", "held")

@@ -1,0 +1,296 @@
+"""Payer screening: each incoming transfer's `from` address is checked once, before the transfer is recorded.
+
+The watcher calls `screen_logs` for the new transfers of a block range (one backend call per range,
+outside the range's transaction) and writes each outcome on its Transfer row in the same transaction as
+the row, so no transfer is ever recorded unscreened. Outcomes (models.ScreeningOutcome):
+
+- `clear`: the backend answered and did not flag the payer;
+- `hit`: it flagged the payer. The transfer is never credited: once confirmed, its request goes to
+  `needs_review` with exception `held` (CONTRACT §4), which only ops resolve, with four-eyes;
+- the backend did not answer (down, timeout, malformed answer, a bug in it): the transfer is
+  `failed_closed` (treated as a hit) when worth STABLEPAY["SCREENING_FAIL_OPEN_BELOW_HKD"] or more
+  (HKD-equivalent, exact; a token with no HKD rate counts as more), else `failed_open` (credited).
+  Both are shown in the ops console and re-screened every SCREENING_RETRY_SECONDS until answered
+  (`rescreen_due`): a late hit then holds the request, a late clear is recorded for ops to see.
+
+Backends: the class named by STABLEPAY["SCREENING_BACKEND"], with `screen(addresses, chain_id=...)`
+returning a Verdict per lower-case address or raising ScreeningUnavailable. Built in: `ListBackend`
+(the allow/deny list ops keep in the admin) and `HttpBackend` (that list first, then a JSON service).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+from typing import Any
+
+import requests
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from stablepay import refdata
+from stablepay.chain.reader import TransferLog
+from stablepay.models import (
+    PaymentRequest,
+    ScreeningListEntry,
+    ScreeningListKind,
+    ScreeningOutcome,
+    Token,
+    Transfer,
+)
+from stablepay.money import FxError, format_fiat, fx_ratio
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BACKEND = "stablepay.screening.ListBackend"
+MAX_ANSWER_BYTES = 1_000_000
+RESCREEN_BATCH = 200
+UNANSWERED = (ScreeningOutcome.FAILED_OPEN, ScreeningOutcome.FAILED_CLOSED)
+
+
+class ScreeningUnavailable(Exception):
+    """The backend could not answer; the fail-open/fail-closed rule decides."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    flagged: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class Screened:
+    """What is written on the transfer: the outcome and, in words, who answered and why."""
+
+    outcome: str
+    detail: str
+
+
+def _option(name: str, default: Any) -> Any:
+    return settings.STABLEPAY.get(name, default)
+
+
+class ScreeningBackend:
+    """Subclass, implement `screen` and name the class in STABLEPAY["SCREENING_BACKEND"]."""
+
+    label = "screening"
+
+    def screen(self, addresses: Sequence[str], *, chain_id: int) -> dict[str, Verdict]:
+        """A verdict for each address (lower-case 0x hex), or ScreeningUnavailable. Should answer in
+        seconds: the watcher waits for it before recording the range's transfers."""
+        raise NotImplementedError
+
+
+class ListBackend(ScreeningBackend):
+    """The screening list in the admin: `deny` flags, `allow` clears; the rest go to `screen_unlisted`
+    (clear here: with only the list, an address not on it is not flagged)."""
+
+    label = "screening list"
+
+    def screen(self, addresses: Sequence[str], *, chain_id: int) -> dict[str, Verdict]:
+        listed = {e.address: e for e in ScreeningListEntry.objects.filter(address__in=list(addresses))}
+        verdicts = {
+            address: Verdict(entry.kind == ScreeningListKind.DENY, f"{self.label}: {entry.kind}list, {entry.reason}")
+            for address, entry in listed.items()
+        }
+        unlisted = [address for address in addresses if address not in listed]
+        if unlisted:
+            verdicts |= self.screen_unlisted(unlisted, chain_id=chain_id)
+        return verdicts
+
+    def screen_unlisted(self, addresses: Sequence[str], *, chain_id: int) -> dict[str, Verdict]:
+        return {address: Verdict(False, f"{self.label}: not listed") for address in addresses}
+
+
+class HttpBackend(ListBackend):
+    """The screening list, then a JSON screening service for the addresses not on it.
+
+    POST SCREENING_HTTP_URL with {"chain_id": 1, "addresses": ["0x…", …]} (and `Authorization: Bearer
+    SCREENING_HTTP_TOKEN` when set); the answer must be 200 with {"results": [{"address": "0x…",
+    "flagged": true|false, "reason": "…"}, …]} naming every address. Anything else, or no complete
+    answer within SCREENING_HTTP_TIMEOUT_SECONDS in all, is ScreeningUnavailable.
+    """
+
+    label = "screening service"
+
+    def screen_unlisted(self, addresses: Sequence[str], *, chain_id: int) -> dict[str, Verdict]:
+        url = _option("SCREENING_HTTP_URL", "")
+        if not url:
+            raise ScreeningUnavailable("SCREENING_HTTP_URL is not set")
+        timeout = float(_option("SCREENING_HTTP_TIMEOUT_SECONDS", 3.0))
+        headers = {"Content-Type": "application/json"}
+        if token := _option("SCREENING_HTTP_TOKEN", ""):
+            headers["Authorization"] = f"Bearer {token}"
+        body = json.dumps({"chain_id": chain_id, "addresses": list(addresses)})
+        deadline = time.monotonic() + timeout
+        try:
+            with requests.post(url, data=body, headers=headers, timeout=timeout, stream=True) as response:
+                if response.status_code != 200:
+                    raise ScreeningUnavailable(f"the screening service answered HTTP {response.status_code}")
+                raw = _read_within(response, deadline)
+        except requests.RequestException as exc:
+            raise ScreeningUnavailable(f"the screening service did not answer: {type(exc).__name__}") from exc
+        return self._verdicts(raw, addresses)
+
+    def _verdicts(self, raw: bytes, addresses: Sequence[str]) -> dict[str, Verdict]:
+        try:
+            results = json.loads(raw)["results"]
+            verdicts = {
+                str(item["address"]).lower(): Verdict(
+                    _strict_bool(item["flagged"]), f"{self.label}: {str(item.get('reason') or '')[:200]}".rstrip(": ")
+                )
+                for item in results
+            }
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ScreeningUnavailable(f"the screening service's answer is malformed ({exc})") from exc
+        missing = [address for address in addresses if address not in verdicts]
+        if missing:
+            raise ScreeningUnavailable(f"the screening service did not answer for {len(missing)} address(es)")
+        return {address: verdicts[address] for address in addresses}
+
+
+def _strict_bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError("flagged must be true or false")
+    return value
+
+
+def _read_within(response: requests.Response, deadline: float) -> bytes:
+    """The body, refusing one that trickles past the deadline or grows past MAX_ANSWER_BYTES."""
+    chunks, size = [], 0
+    for chunk in response.iter_content(chunk_size=16_384):
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise ScreeningUnavailable("the screening service's answer is too large")
+        if time.monotonic() > deadline:
+            raise ScreeningUnavailable("the screening service answered too slowly")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def backend() -> ScreeningBackend:
+    backend_class = import_string(_option("SCREENING_BACKEND", DEFAULT_BACKEND))
+    return backend_class()
+
+
+def fail_open_below() -> Decimal:
+    """The fail-open limit; a malformed one (refused at start-up by stablepay.E112) fails every payment closed."""
+    try:
+        limit = Decimal(str(_option("SCREENING_FAIL_OPEN_BELOW_HKD", "8000.00")))
+    except InvalidOperation:
+        return Decimal(0)
+    return limit if limit.is_finite() else Decimal(0)
+
+
+def _hkd(token: Token, base_units: int) -> Fraction | None:
+    try:
+        return Fraction(base_units, 10**token.decimals) * fx_ratio(token.currency, "HKD", refdata.fx_rates())
+    except FxError:
+        return None
+
+
+def _when_unanswered(token: Token, base_units: int, error: str) -> Screened:
+    """Fail open below the configured HKD amount, closed at or above it (or when it cannot be priced)."""
+    limit = fail_open_below()
+    value = _hkd(token, base_units)
+    worth = "no HKD rate for " + token.currency if value is None else "worth " + _hkd_text(value)
+    if value is not None and value < Fraction(limit):
+        return Screened(ScreeningOutcome.FAILED_OPEN, f"{error}; {worth}, below {format_fiat(limit, 'HKD')}: passed")
+    return Screened(ScreeningOutcome.FAILED_CLOSED, f"{error}; {worth}, not below {format_fiat(limit, 'HKD')}: held")
+
+
+def _hkd_text(value: Fraction) -> str:
+    return format_fiat(Decimal(value.numerator) / Decimal(value.denominator), "HKD")
+
+
+def screen_addresses(addresses: Sequence[str], *, chain_id: int) -> tuple[dict[str, Verdict], str]:
+    """(verdicts, error): every address answered, or none and the reason. A backend that raises anything
+    counts as unavailable: screening never stops the watcher from recording a transfer."""
+    wanted = sorted({address.lower() for address in addresses})
+    if not wanted:
+        return {}, ""
+    try:
+        verdicts = backend().screen(wanted, chain_id=chain_id)
+        if missing := [address for address in wanted if address not in verdicts]:
+            raise ScreeningUnavailable(f"the backend gave no verdict for {len(missing)} address(es)")
+    except ScreeningUnavailable as exc:
+        logger.warning("chain %s: screening unavailable for %s address(es): %s", chain_id, len(wanted), exc)
+        return {}, str(exc)
+    except Exception as exc:
+        logger.exception("chain %s: the screening backend failed", chain_id)
+        return {}, f"the screening backend failed: {type(exc).__name__}"
+    return verdicts, ""
+
+
+def screen_logs(
+    logs: Sequence[TransferLog], tokens: Mapping[str, Token], *, chain_id: int
+) -> dict[tuple[str, int], Screened]:
+    """The outcome of each log, keyed by (tx_hash, log_index): one backend call for all their payers."""
+    verdicts, error = screen_addresses([log.from_address for log in logs], chain_id=chain_id)
+    outcomes = {}
+    for log in logs:
+        verdict = verdicts.get(log.from_address.lower())
+        if verdict is None:
+            outcomes[(log.tx_hash, log.log_index)] = _when_unanswered(tokens[log.token], log.value, error)
+        else:
+            outcome = ScreeningOutcome.HIT if verdict.flagged else ScreeningOutcome.CLEAR
+            outcomes[(log.tx_hash, log.log_index)] = Screened(outcome, verdict.reason)
+    return outcomes
+
+
+def unscreened(chain_pk: int, logs: Sequence[TransferLog]) -> list[TransferLog]:
+    """The logs not yet recorded (a re-scan after a reorg keeps the first screening of a known log)."""
+    if not logs:
+        return []
+    known = set(
+        Transfer.objects.filter(chain_id=chain_pk, tx_hash__in={log.tx_hash for log in logs}).values_list(
+            "tx_hash", "log_index"
+        )
+    )
+    return [log for log in logs if (log.tx_hash, log.log_index) not in known]
+
+
+def rescreen_due(*, now: datetime | None = None) -> int:
+    """Ask again about the transfers whose screening had no answer, oldest first; returns how many got one.
+
+    A hit marks the request for reconciliation (it is then held); the first outcome stays in the detail.
+    Still no answer: the transfer is tried again after SCREENING_RETRY_SECONDS.
+    """
+    now = now or timezone.now()
+    retry = timedelta(seconds=float(_option("SCREENING_RETRY_SECONDS", 60)))
+    due = list(
+        Transfer.objects.filter(screening__in=UNANSWERED, screened_at__lte=now - retry)
+        .select_related("chain")
+        .order_by("screened_at")[:RESCREEN_BATCH]
+    )
+    answered = 0
+    for chain_id in {t.chain.chain_id for t in due}:
+        batch = [t for t in due if t.chain.chain_id == chain_id]
+        verdicts, error = screen_addresses([t.from_address for t in batch], chain_id=chain_id)
+        with transaction.atomic():
+            for transfer in batch:
+                verdict = verdicts.get(transfer.from_address.lower())
+                if verdict is None:
+                    Transfer.objects.filter(pk=transfer.pk).update(screened_at=now)
+                    continue
+                outcome = ScreeningOutcome.HIT if verdict.flagged else ScreeningOutcome.CLEAR
+                first = f"{transfer.get_screening_display()}: {transfer.screening_detail}"
+                Transfer.objects.filter(pk=transfer.pk).update(
+                    screening=outcome,
+                    screening_detail=f"{verdict.reason} (re-screened {now:%Y-%m-%d %H:%M} UTC; first {first})",
+                    screened_at=now,
+                )
+                if transfer.payment_request_id is not None:
+                    PaymentRequest.objects.filter(pk=transfer.payment_request_id).update(reconcile_pending=True)
+                answered += 1
+        if error:
+            logger.info("chain %s: %s transfer(s) still unscreened: %s", chain_id, len(batch), error)
+    return answered
