@@ -41,7 +41,7 @@ from django.utils import timezone
 
 from stablepay.addresses import XpubError, derive_address, parse_xpub
 from stablepay.chain.reader import TRANSFER_TOPIC
-from stablepay.models import Cursor, PaymentRequest, TransferState
+from stablepay.models import Cursor, PaymentRequest, Transfer, TransferState
 
 FORMAT = "stablepay.audit-bundle/1"
 ALGORITHM = "Ed25519"
@@ -55,10 +55,12 @@ SCREENING_NOTE = (
     "before screening existed). An unanswered screening is retried; `detail` then keeps the first outcome."
 )
 CONFIRMATIONS_NOTE = (
-    "The confirmations count at the moment of settlement is not stored. `confirmations_required` is the "
-    "chain's setting now (a request is only marked paid once its covering transfers reach it); "
-    "`confirmations_now` is counted from `head_block`, the newest block the watcher had seen when this "
-    "bundle was made; the settlement time is `payment_request.paid_at`."
+    "`confirmations_at_settlement`: head_block_at_settlement - block_number + 1, for each transfer the "
+    "watcher had confirmed by `payment_request.paid_at`; head_block_at_settlement is the watcher's head "
+    "when the last of those was confirmed (when ops accepted the payment, that is a lower bound). Null for "
+    "a transfer confirmed after settlement, or none when the request was never paid. Each transfer's "
+    "`confirmed_at` / `confirmed_at_head_block` say when the watcher confirmed it; `confirmations_now` is "
+    "counted from `head_block`, the newest block the watcher had seen when this bundle was made."
 )
 FX_SOURCE = (
     "stablepay's FX table (stablepay_setup `fx`, else the built-in HKD/MOP 1.03 and USD/HKD 7.80), read at "
@@ -150,14 +152,27 @@ def _xpub_identity(xpub: str) -> dict[str, str]:
     }
 
 
+def _confirmed_by(transfer: Transfer, paid_at: datetime | None) -> bool:
+    """Confirmed by the watcher at or before the request was paid (its confirmation is recorded)."""
+    return (
+        paid_at is not None
+        and transfer.confirmed_at is not None
+        and transfer.confirmed_head_block is not None
+        and transfer.confirmed_at <= paid_at
+    )
+
+
 def build_bundle(payment_request: PaymentRequest, *, now: datetime | None = None) -> dict[str, Any]:
     """The unsigned body: what the ledger holds about one request, read in a handful of queries."""
     pr = PaymentRequest.objects.select_related("merchant", "token__chain").get(pk=payment_request.pk)
     token, chain = pr.token, pr.token.chain
     cursor = Cursor.objects.filter(chain=chain).first()
     head = cursor.head_block if cursor is not None and cursor.head_block else None
+    rows = list(pr.transfers.select_related("token", "chain").order_by("block_number", "log_index", "pk"))
+    settled = {t.pk for t in rows if _confirmed_by(t, pr.paid_at)}
+    settlement_head = max((t.confirmed_head_block or 0 for t in rows if t.pk in settled), default=None)
     transfers, screening = [], []
-    for t in pr.transfers.select_related("token", "chain").order_by("block_number", "log_index", "pk"):
+    for t in rows:
         screening.append(
             {
                 "chain_id": t.chain.chain_id,
@@ -185,6 +200,11 @@ def build_bundle(payment_request: PaymentRequest, *, now: datetime | None = None
                 "state": t.state,
                 "reviewed": t.reviewed,
                 "recorded_at": _time(t.created_at),
+                "confirmed_at": _time(t.confirmed_at),
+                "confirmed_at_head_block": t.confirmed_head_block,
+                "confirmations_at_settlement": (
+                    settlement_head - t.block_number + 1 if settlement_head and t.pk in settled else None
+                ),
                 "confirmations_now": t.confirmations_at(head),
             }
         )
@@ -244,6 +264,7 @@ def build_bundle(payment_request: PaymentRequest, *, now: datetime | None = None
             "name": chain.name,
             "confirmations_required": chain.confirmations,
             "head_block": head,
+            "head_block_at_settlement": settlement_head,
             "confirmations_note": CONFIRMATIONS_NOTE,
         },
         "deposit": {

@@ -102,13 +102,21 @@ TRANSFER_FIELDS = (
     "amount_base_units",
     "state",
     "reviewed",
+    "confirmed_at",
+    "confirmed_head_block",
     "screening",
     "screening_detail",
     "screened_at",
     "created_at",
 )
 # Fields added after the first archives were written, with the value an older archive means.
-TRANSFER_DEFAULTS = {"screening": "", "screening_detail": "", "screened_at": None}
+TRANSFER_DEFAULTS = {
+    "confirmed_at": None,
+    "confirmed_head_block": None,
+    "screening": "",
+    "screening_detail": "",
+    "screened_at": None,
+}
 OPS_FIELDS = ("note", "exception", "refund_address", "refund_tx_hash", "state", "decided_at", "decision_note")
 
 
@@ -276,10 +284,31 @@ def _when(value: str) -> datetime:
     return parsed
 
 
+DATETIME_FIELDS = {
+    "created_at",
+    "expires_at",
+    "paid_at",
+    "watch_until",
+    "block_timestamp",
+    "decided_at",
+    "screened_at",
+    "confirmed_at",
+}
+
+
 def _parse(name: str, value: Any) -> Any:
     if value is None:
         return None
-    if name in {"created_at", "expires_at", "paid_at", "watch_until", "block_timestamp", "decided_at", "screened_at"}:
+    if name in {
+        "created_at",
+        "expires_at",
+        "paid_at",
+        "watch_until",
+        "block_timestamp",
+        "decided_at",
+        "screened_at",
+        "confirmed_at",
+    }:
         return parse_datetime(value)
     if name in {"amount", "rate", "amount_due_base_units", "amount_paid_base_units", "amount_base_units"}:
         return Decimal(value)

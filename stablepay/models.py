@@ -362,9 +362,10 @@ class Transfer(AppendOnly):
     purge deletes); chain, tx_hash, log_index and created_at never change. The observation (token,
     payment_request, block_number, block_hash, block_timestamp, from/to, amount) changes only when the
     watcher re-records the same log mined again: the row was orphaned or the block hash changes.
-    Lifecycle columns: state (seen -> confirmed -> orphaned -> seen), reviewed (false -> true only),
-    updated_at. The screening columns are written with the row and change only by a re-screen of an
-    outcome that had no answer (failed_open / failed_closed -> clear / hit), migration 0012.
+    Lifecycle columns: state (seen -> confirmed -> orphaned -> seen) with confirmed_at and
+    confirmed_head_block, reviewed (false -> true only), updated_at. The screening columns are written
+    with the row and change only by a re-screen of an outcome that had no answer (failed_open /
+    failed_closed -> clear / hit), migration 0012.
     """
 
     chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="transfers")
@@ -382,6 +383,9 @@ class Transfer(AppendOnly):
     amount_base_units = models.DecimalField(max_digits=78, decimal_places=0)
     state = models.CharField(max_length=16, choices=TransferState.choices, default=TransferState.SEEN)
     reviewed = models.BooleanField(default=False, help_text="Covered by an ops resolution.")
+    # When the watcher confirmed it, and its head then: the audit bundle's confirmations at settlement.
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    confirmed_head_block = models.PositiveBigIntegerField(null=True, blank=True)
     screening = models.CharField(max_length=16, choices=ScreeningOutcome.choices, blank=True, default="")
     screening_detail = models.TextField(blank=True, default="", help_text="Who answered, and why.")
     screened_at = models.DateTimeField(null=True, blank=True)

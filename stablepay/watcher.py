@@ -208,7 +208,9 @@ def _record_hits(
                 )
             )
         elif existing.state == TransferState.ORPHANED or existing.block_hash != hit.block_hash:
-            Transfer.objects.filter(pk=existing.pk).update(state=TransferState.SEEN, **fields)
+            Transfer.objects.filter(pk=existing.pk).update(
+                state=TransferState.SEEN, confirmed_at=None, confirmed_head_block=None, **fields
+            )
         else:
             continue
         recorded += 1
@@ -311,14 +313,17 @@ def _confirmed_depth(chain: Chain, reader: ChainReader, head: BlockRef) -> int:
     return head.number - chain.confirmations + 1
 
 
-def _confirm(chain: Chain, depth_ok: int, verified: set[int]) -> set[UUID]:
-    """Promote seen transfers to confirmed once deep enough, only in blocks whose hash was just re-checked."""
+def _confirm(chain: Chain, depth_ok: int, verified: set[int], head: int, now: datetime) -> set[UUID]:
+    """Promote seen transfers to confirmed once deep enough, only in blocks whose hash was just re-checked;
+    each records when, and the head then."""
     ready = Transfer.objects.filter(
         chain=chain, state=TransferState.SEEN, block_number__lte=depth_ok, block_number__in=verified
     )
     with transaction.atomic():
         rows = list(ready.select_for_update().values_list("pk", "payment_request_id"))
-        Transfer.objects.filter(pk__in=[pk for pk, _ in rows]).update(state=TransferState.CONFIRMED)
+        Transfer.objects.filter(pk__in=[pk for pk, _ in rows]).update(
+            state=TransferState.CONFIRMED, confirmed_at=now, confirmed_head_block=head
+        )
         touched = {request_id for _, request_id in rows if request_id is not None}
         _mark_pending(touched)
     return touched
@@ -372,7 +377,7 @@ def scan_chain(*, chain: Chain, reader: ChainReader, now: datetime | None = None
     # confirmations and the reconciliations commit together: one commit per pass, not one per request.
     depth_ok = _confirmed_depth(chain, reader, head)
     with transaction.atomic():
-        result.touched |= _confirm(chain, depth_ok, verified)
+        result.touched |= _confirm(chain, depth_ok, verified, head.number, now)
         pending = PaymentRequest.objects.filter(reconcile_pending=True).order_by().values_list("pk", flat=True)
         services.payment_requests_reconcile(request_ids=list(pending), now=now)
     _prune_blocks(chain, head)

@@ -88,6 +88,9 @@ def test_a_paid_requests_bundle_holds_the_evidence_and_verifies_offline_and_on_c
     assert transfer["amount_base_units"] == str(DUE) and transfer["state"] == "confirmed"
     assert transfer["to"].lower() == pr.pay_to.lower()
     assert transfer["confirmations_now"] >= bundle["chain"]["confirmations_required"] == 3
+    settled_at = bundle["chain"]["head_block_at_settlement"]
+    assert transfer["confirmed_at_head_block"] == settled_at and transfer["confirmed_at"]
+    assert transfer["confirmations_at_settlement"] == settled_at - transfer["block_number"] + 1 >= 3
     [screened] = bundle["screening"]
     assert (screened["tx_hash"], screened["address"]) == (transfer["tx_hash"], transfer["from"])
     assert screened["outcome"] == "clear" and screened["detail"] == "screening list: not listed"
