@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from shop.models import Order, Product, Storefront
-from stablepay.models import PaymentRequest, Status, Token
+from stablepay.models import Event, PaymentRequest, Status, Token
 from stablepay.signals import payment_request_status_changed
 
 pytestmark = pytest.mark.django_db
@@ -102,3 +103,31 @@ def test_orders_are_private_to_the_browser_that_placed_them(shopper: Client, pla
     assert placed.reference not in stranger.get(reverse("shop:order_list")).content.decode()
     history = shopper.get(reverse("shop:order_list")).content.decode()
     assert placed.reference in history and "HK$176.00" in history
+
+
+def test_a_compliance_hold_reads_as_a_plain_review_to_the_shopper(shopper: Client, placed: Order) -> None:
+    """No tipping-off: the order page never names the hold or screening, only a manual check."""
+    pr = PaymentRequest.objects.get(pk=placed.payment_request_id)
+    pr.status, pr.exception = Status.NEEDS_REVIEW, "held"
+    pr.save()
+    Event.objects.create(
+        payment_request=pr,
+        at=timezone.now(),
+        status=pr.status,
+        exception=pr.exception,
+        note="a payer was flagged by screening; held for compliance review",
+        actor="watcher",
+    )
+    payment_request_status_changed.send(
+        sender=PaymentRequest,
+        payment_request=pr,
+        previous_status=Status.CONFIRMING,
+        status=Status.NEEDS_REVIEW,
+        exception="held",
+        actor="watcher",
+    )
+    html = shopper.get(reverse("shop:order_detail", args=[placed.reference])).content.decode()
+    assert "needs a manual check" in html and "Under review" in html
+    assert '<span class="timeline-status">Needs Review</span>' in html
+    for word in ("Held", "held", "screening", "compliance", "flagged"):
+        assert word not in html, word
