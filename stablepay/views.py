@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from stablepay import devtools, health, selectors
 from stablepay.api.serializers import payment_request_data
-from stablepay.models import PaymentRequest
+from stablepay.models import ExceptionType, PaymentRequest
 from stablepay.pay_state import with_page_state
 from stablepay.wallet import wallet_config, wallet_texts
 
@@ -57,6 +57,8 @@ def public_status(payment_request: PaymentRequest) -> dict[str, Any]:
     """What the shopper may see (no metadata, no timeline actors), with the page state and display strings."""
     data = payment_request_data(payment_request)
     public = {key: data[key] for key in PUBLIC_FIELDS}
+    if public["exception"] == ExceptionType.HELD:
+        public["exception"] = None  # no tipping-off: a compliance hold reads as a plain review (needs_review)
     chain = payment_request.token.chain
     public["required_confirmations"] = chain.confirmations
     public["chain_name"] = chain.name

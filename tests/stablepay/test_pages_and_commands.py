@@ -41,6 +41,19 @@ def test_payment_page_and_public_status(local_chain: LocalChain, merchant: Merch
     assert client.post(f"/pay/{request.pk}/simulate/").status_code in (403, 404)
 
 
+def test_a_compliance_hold_is_a_plain_review_on_the_payment_page(local_chain: LocalChain, merchant: Merchant) -> None:
+    """No tipping-off: the shopper's page and its JSON never say `held`."""
+    request = make_request(merchant)
+    PaymentRequest.objects.filter(pk=request.pk).update(status="needs_review", exception="held")
+    client = Client()
+    status = client.get(f"/pay/{request.pk}/status/").json()
+    assert (status["status"], status["exception"], status["state"]) == ("needs_review", None, "needs_review")
+    body = client.get(f"/pay/{request.pk}/").content.decode()
+    assert "needs a review" in body
+    for word in ("held", "Held", "screening", "compliance"):
+        assert word not in body and word not in str(status), word
+
+
 def test_healthz_reports_each_chain(local_chain: LocalChain) -> None:
     local_chain.scan()
     health.clear_cache()
