@@ -51,7 +51,7 @@ _C = "t.state = 'confirmed'"
 # Flagged by screening and not covered by an ops resolution: received, never credited (reconcile.decide).
 _HELD = "t.screening IN ('hit', 'failed_closed') AND NOT t.reviewed"
 _CREDITED = f"{_C} AND NOT ({_HELD})"
-# The eight yes/no facts ride in one bit_or (one aggregate instead of seven: a third of the query, bench P5).
+# The eight yes/no facts ride in one bit_or (one aggregate instead of eight: a third of the query, bench P5).
 _FLAGS = {
     "unconfirmed_on_time": f"{_ON_TIME} AND NOT {_C}",
     "review_confirming": f"{_TO_REVIEW} AND NOT {_C}",
