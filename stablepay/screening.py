@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -129,16 +130,23 @@ class HttpBackend(ListBackend):
         headers = {"Content-Type": "application/json"}
         if token := _option("SCREENING_HTTP_TOKEN", ""):
             headers["Authorization"] = f"Bearer {token}"
-        body = json.dumps({"chain_id": chain_id, "addresses": list(addresses)})
+        body = json.dumps({"chain_id": chain_id, "addresses": list(addresses)}).encode()
+        # requests' timeout bounds each socket read, not the exchange: a service that trickles its answer
+        # (a byte now and then) would hold the watcher for as long as it likes. So the exchange runs in a
+        # helper thread that the watcher waits for `timeout` seconds at most; the thread itself gives up
+        # reading at the same deadline (or, mid-headers, at its next read timeout).
         deadline = time.monotonic() + timeout
-        try:
-            with requests.post(url, data=body, headers=headers, timeout=timeout, stream=True) as response:
-                if response.status_code != 200:
-                    raise ScreeningUnavailable(f"the screening service answered HTTP {response.status_code}")
-                raw = _read_within(response, deadline)
-        except requests.RequestException as exc:
-            raise ScreeningUnavailable(f"the screening service did not answer: {type(exc).__name__}") from exc
-        return self._verdicts(raw, addresses)
+        answer: list[bytes | BaseException] = []
+        worker = threading.Thread(
+            target=_exchange, args=(answer, url, body, headers, timeout, deadline), name="screening-http", daemon=True
+        )
+        worker.start()
+        worker.join(timeout)
+        if not answer:
+            raise ScreeningUnavailable(f"the screening service did not answer within {timeout:g} s")
+        if isinstance(answer[0], BaseException):
+            raise answer[0]
+        return self._verdicts(answer[0], addresses)
 
     def _verdicts(self, raw: bytes, addresses: Sequence[str]) -> dict[str, Verdict]:
         try:
@@ -163,10 +171,31 @@ def _strict_bool(value: Any) -> bool:
     return value
 
 
+def _exchange(
+    answer: list[bytes | BaseException],
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    timeout: float,
+    deadline: float,
+) -> None:
+    """POST and read the whole answer (in the helper thread); leaves the body or the error in `answer`."""
+    try:
+        with requests.post(url, data=body, headers=headers, timeout=timeout, stream=True) as response:
+            if response.status_code != 200:
+                raise ScreeningUnavailable(f"the screening service answered HTTP {response.status_code}")
+            answer.append(_read_within(response, deadline))
+    except requests.RequestException as exc:
+        answer.append(ScreeningUnavailable(f"the screening service did not answer: {type(exc).__name__}"))
+    except Exception as exc:  # handed to the watcher's thread: screen_addresses logs it
+        answer.append(exc)
+
+
 def _read_within(response: requests.Response, deadline: float) -> bytes:
-    """The body, refusing one that trickles past the deadline or grows past MAX_ANSWER_BYTES."""
+    """The body, refusing one that trickles past the deadline or grows past MAX_ANSWER_BYTES. Reads what
+    has arrived (read1), so the deadline is checked after every read, not after 16 KB."""
     chunks, size = [], 0
-    for chunk in response.iter_content(chunk_size=16_384):
+    while chunk := response.raw.read1(16_384, decode_content=True):
         size += len(chunk)
         if size > MAX_ANSWER_BYTES:
             raise ScreeningUnavailable("the screening service's answer is too large")
