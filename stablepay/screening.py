@@ -247,16 +247,27 @@ def screen_addresses(addresses: Sequence[str], *, chain_id: int) -> tuple[dict[s
     if not wanted:
         return {}, ""
     try:
-        verdicts = backend().screen(wanted, chain_id=chain_id)
+        # Keys in any case (a backend may answer with checksummed addresses), and each value checked here:
+        # a backend answering something else is unavailable, it does not fail the watcher's range.
+        answered = backend().screen(wanted, chain_id=chain_id)
+        verdicts = {str(address).lower(): verdict for address, verdict in answered.items()}
         if missing := [address for address in wanted if address not in verdicts]:
             raise ScreeningUnavailable(f"the backend gave no verdict for {len(missing)} address(es)")
+        if wrong := [address for address in wanted if not _is_verdict(verdicts[address])]:
+            raise ScreeningUnavailable(
+                f"the backend answered {len(wrong)} address(es) with something other than a Verdict"
+            )
     except ScreeningUnavailable as exc:
         logger.warning("chain %s: screening unavailable for %s address(es): %s", chain_id, len(wanted), exc)
         return {}, str(exc)
     except Exception as exc:
         logger.exception("chain %s: the screening backend failed", chain_id)
         return {}, f"the screening backend failed: {type(exc).__name__}"
-    return verdicts, ""
+    return {address: verdicts[address] for address in wanted}, ""
+
+
+def _is_verdict(value: Any) -> bool:
+    return isinstance(value, Verdict) and isinstance(value.flagged, bool)
 
 
 def screen_logs(
