@@ -37,7 +37,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from stablepay import refdata
+from stablepay import refdata, services
 from stablepay.chain.reader import TransferLog
 from stablepay.models import (
     PaymentRequest,
@@ -46,6 +46,7 @@ from stablepay.models import (
     ScreeningOutcome,
     Token,
     Transfer,
+    TransferState,
 )
 from stablepay.money import FxError, format_fiat, fx_ratio
 
@@ -301,7 +302,8 @@ def unscreened(chain_pk: int, logs: Sequence[TransferLog]) -> list[TransferLog]:
 def rescreen_due(*, now: datetime | None = None) -> int:
     """Ask again about the transfers whose screening had no answer, oldest first; returns how many got one.
 
-    A hit marks the request for reconciliation (it is then held); the first outcome stays in the detail.
+    A hit marks the request for reconciliation (it is then held), or, on a transfer an ops resolution
+    already covered, holds it at once; the first outcome stays in the detail.
     Still no answer: the transfer is tried again after SCREENING_RETRY_SECONDS.
     """
     now = now or timezone.now()
@@ -323,14 +325,32 @@ def rescreen_due(*, now: datetime | None = None) -> int:
                     continue
                 outcome = ScreeningOutcome.HIT if verdict.flagged else ScreeningOutcome.CLEAR
                 first = f"{transfer.get_screening_display()}: {transfer.screening_detail}"
+                request_id = transfer.payment_request_id
+                if request_id is not None:  # the request first, as ops decisions lock it, then its transfers
+                    PaymentRequest.objects.select_for_update(of=("self",)).filter(pk=request_id).exists()
                 Transfer.objects.filter(pk=transfer.pk).update(
                     screening=outcome,
                     screening_detail=f"{verdict.reason} (re-screened {now:%Y-%m-%d %H:%M} UTC; first {first})",
                     screened_at=now,
                 )
-                if transfer.payment_request_id is not None:
-                    PaymentRequest.objects.filter(pk=transfer.payment_request_id).update(reconcile_pending=True)
+                if request_id is not None:
+                    _after_late_answer(transfer.pk, request_id, outcome, now)
                 answered += 1
         if error:
             logger.info("chain %s: %s transfer(s) still unscreened: %s", chain_id, len(batch), error)
     return answered
+
+
+def _after_late_answer(transfer_pk: int, request_id: Any, outcome: str, now: datetime) -> None:
+    """Mark the request for reconciliation (a hit then holds it, once the transfer is confirmed), or hold it
+    now when an ops resolution already covered the transfer: the rules no longer weigh a reviewed one."""
+    reviewed, state = Transfer.objects.filter(pk=transfer_pk).values_list("reviewed", "state").get()
+    if outcome == ScreeningOutcome.HIT and reviewed and state != TransferState.ORPHANED:
+        services.payment_request_hold(
+            request_id=request_id,
+            note="a payer was flagged by a re-screen after an ops decision; held for compliance review",
+            actor="watcher",
+            now=now,
+        )
+    else:
+        PaymentRequest.objects.filter(pk=request_id).update(reconcile_pending=True)
