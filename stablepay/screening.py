@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from stablepay import refdata
+from stablepay import refdata, services
 from stablepay.chain.reader import TransferLog
 from stablepay.models import (
     PaymentRequest,
@@ -45,6 +46,7 @@ from stablepay.models import (
     ScreeningOutcome,
     Token,
     Transfer,
+    TransferState,
 )
 from stablepay.money import FxError, format_fiat, fx_ratio
 
@@ -129,16 +131,23 @@ class HttpBackend(ListBackend):
         headers = {"Content-Type": "application/json"}
         if token := _option("SCREENING_HTTP_TOKEN", ""):
             headers["Authorization"] = f"Bearer {token}"
-        body = json.dumps({"chain_id": chain_id, "addresses": list(addresses)})
+        body = json.dumps({"chain_id": chain_id, "addresses": list(addresses)}).encode()
+        # requests' timeout bounds each socket read, not the exchange: a service that trickles its answer
+        # (a byte now and then) would hold the watcher for as long as it likes. So the exchange runs in a
+        # helper thread that the watcher waits for `timeout` seconds at most; the thread itself gives up
+        # reading at the same deadline (or, mid-headers, at its next read timeout).
         deadline = time.monotonic() + timeout
-        try:
-            with requests.post(url, data=body, headers=headers, timeout=timeout, stream=True) as response:
-                if response.status_code != 200:
-                    raise ScreeningUnavailable(f"the screening service answered HTTP {response.status_code}")
-                raw = _read_within(response, deadline)
-        except requests.RequestException as exc:
-            raise ScreeningUnavailable(f"the screening service did not answer: {type(exc).__name__}") from exc
-        return self._verdicts(raw, addresses)
+        answer: list[bytes | BaseException] = []
+        worker = threading.Thread(
+            target=_exchange, args=(answer, url, body, headers, timeout, deadline), name="screening-http", daemon=True
+        )
+        worker.start()
+        worker.join(timeout)
+        if not answer:
+            raise ScreeningUnavailable(f"the screening service did not answer within {timeout:g} s")
+        if isinstance(answer[0], BaseException):
+            raise answer[0]
+        return self._verdicts(answer[0], addresses)
 
     def _verdicts(self, raw: bytes, addresses: Sequence[str]) -> dict[str, Verdict]:
         try:
@@ -163,10 +172,31 @@ def _strict_bool(value: Any) -> bool:
     return value
 
 
+def _exchange(
+    answer: list[bytes | BaseException],
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    timeout: float,
+    deadline: float,
+) -> None:
+    """POST and read the whole answer (in the helper thread); leaves the body or the error in `answer`."""
+    try:
+        with requests.post(url, data=body, headers=headers, timeout=timeout, stream=True) as response:
+            if response.status_code != 200:
+                raise ScreeningUnavailable(f"the screening service answered HTTP {response.status_code}")
+            answer.append(_read_within(response, deadline))
+    except requests.RequestException as exc:
+        answer.append(ScreeningUnavailable(f"the screening service did not answer: {type(exc).__name__}"))
+    except Exception as exc:  # handed to the watcher's thread: screen_addresses logs it
+        answer.append(exc)
+
+
 def _read_within(response: requests.Response, deadline: float) -> bytes:
-    """The body, refusing one that trickles past the deadline or grows past MAX_ANSWER_BYTES."""
+    """The body, refusing one that trickles past the deadline or grows past MAX_ANSWER_BYTES. Reads what
+    has arrived (read1), so the deadline is checked after every read, not after 16 KB."""
     chunks, size = [], 0
-    for chunk in response.iter_content(chunk_size=16_384):
+    while chunk := response.raw.read1(16_384, decode_content=True):
         size += len(chunk)
         if size > MAX_ANSWER_BYTES:
             raise ScreeningUnavailable("the screening service's answer is too large")
@@ -218,16 +248,27 @@ def screen_addresses(addresses: Sequence[str], *, chain_id: int) -> tuple[dict[s
     if not wanted:
         return {}, ""
     try:
-        verdicts = backend().screen(wanted, chain_id=chain_id)
+        # Keys in any case (a backend may answer with checksummed addresses), and each value checked here:
+        # a backend answering something else is unavailable, it does not fail the watcher's range.
+        answered = backend().screen(wanted, chain_id=chain_id)
+        verdicts = {str(address).lower(): verdict for address, verdict in answered.items()}
         if missing := [address for address in wanted if address not in verdicts]:
             raise ScreeningUnavailable(f"the backend gave no verdict for {len(missing)} address(es)")
+        if wrong := [address for address in wanted if not _is_verdict(verdicts[address])]:
+            raise ScreeningUnavailable(
+                f"the backend answered {len(wrong)} address(es) with something other than a Verdict"
+            )
     except ScreeningUnavailable as exc:
         logger.warning("chain %s: screening unavailable for %s address(es): %s", chain_id, len(wanted), exc)
         return {}, str(exc)
     except Exception as exc:
         logger.exception("chain %s: the screening backend failed", chain_id)
         return {}, f"the screening backend failed: {type(exc).__name__}"
-    return verdicts, ""
+    return {address: verdicts[address] for address in wanted}, ""
+
+
+def _is_verdict(value: Any) -> bool:
+    return isinstance(value, Verdict) and isinstance(value.flagged, bool)
 
 
 def screen_logs(
@@ -261,7 +302,8 @@ def unscreened(chain_pk: int, logs: Sequence[TransferLog]) -> list[TransferLog]:
 def rescreen_due(*, now: datetime | None = None) -> int:
     """Ask again about the transfers whose screening had no answer, oldest first; returns how many got one.
 
-    A hit marks the request for reconciliation (it is then held); the first outcome stays in the detail.
+    A hit marks the request for reconciliation (it is then held), or, on a transfer an ops resolution
+    already covered, holds it at once; the first outcome stays in the detail.
     Still no answer: the transfer is tried again after SCREENING_RETRY_SECONDS.
     """
     now = now or timezone.now()
@@ -283,14 +325,32 @@ def rescreen_due(*, now: datetime | None = None) -> int:
                     continue
                 outcome = ScreeningOutcome.HIT if verdict.flagged else ScreeningOutcome.CLEAR
                 first = f"{transfer.get_screening_display()}: {transfer.screening_detail}"
+                request_id = transfer.payment_request_id
+                if request_id is not None:  # the request first, as ops decisions lock it, then its transfers
+                    PaymentRequest.objects.select_for_update(of=("self",)).filter(pk=request_id).exists()
                 Transfer.objects.filter(pk=transfer.pk).update(
                     screening=outcome,
                     screening_detail=f"{verdict.reason} (re-screened {now:%Y-%m-%d %H:%M} UTC; first {first})",
                     screened_at=now,
                 )
-                if transfer.payment_request_id is not None:
-                    PaymentRequest.objects.filter(pk=transfer.payment_request_id).update(reconcile_pending=True)
+                if request_id is not None:
+                    _after_late_answer(transfer.pk, request_id, outcome, now)
                 answered += 1
         if error:
             logger.info("chain %s: %s transfer(s) still unscreened: %s", chain_id, len(batch), error)
     return answered
+
+
+def _after_late_answer(transfer_pk: int, request_id: Any, outcome: str, now: datetime) -> None:
+    """Mark the request for reconciliation (a hit then holds it, once the transfer is confirmed), or hold it
+    now when an ops resolution already covered the transfer: the rules no longer weigh a reviewed one."""
+    reviewed, state = Transfer.objects.filter(pk=transfer_pk).values_list("reviewed", "state").get()
+    if outcome == ScreeningOutcome.HIT and reviewed and state != TransferState.ORPHANED:
+        services.payment_request_hold(
+            request_id=request_id,
+            note="a payer was flagged by a re-screen after an ops decision; held for compliance review",
+            actor="watcher",
+            now=now,
+        )
+    else:
+        PaymentRequest.objects.filter(pk=request_id).update(reconcile_pending=True)

@@ -3,11 +3,12 @@ instead of surfacing in the watcher:
 
 - stablepay.E111: STABLEPAY_SCREENING_BACKEND does not name an importable ScreeningBackend subclass.
 - stablepay.E112: STABLEPAY_SCREENING_FAIL_OPEN_BELOW_HKD is not an amount >= 0.
-- stablepay.E113: an HttpBackend without STABLEPAY_SCREENING_HTTP_URL, or a timeout that is not > 0.
+- stablepay.E113: an HttpBackend without STABLEPAY_SCREENING_HTTP_URL, or a timeout that is not a number > 0.
 """
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -26,7 +27,7 @@ def screening_settings_check(app_configs: Any = None, **kwargs: Any) -> list[Che
     backend: Any = None
     try:
         backend = import_string(name)
-    except ImportError as exc:
+    except Exception as exc:  # ImportError, or a module that fails as it is imported, or a name that is no path
         errors.append(Error(f"STABLEPAY_SCREENING_BACKEND {name!r} cannot be imported: {exc}", id="stablepay.E111"))
     if backend is not None and not (isinstance(backend, type) and issubclass(backend, ScreeningBackend)):
         errors.append(
@@ -43,6 +44,20 @@ def screening_settings_check(app_configs: Any = None, **kwargs: Any) -> list[Che
         )
     if isinstance(backend, type) and issubclass(backend, HttpBackend) and not options.get("SCREENING_HTTP_URL"):
         errors.append(Error("the HTTP screening backend needs STABLEPAY_SCREENING_HTTP_URL", id="stablepay.E113"))
-    if float(options.get("SCREENING_HTTP_TIMEOUT_SECONDS", 3.0)) <= 0:
-        errors.append(Error("STABLEPAY_SCREENING_HTTP_TIMEOUT must be more than 0 seconds", id="stablepay.E113"))
+    timeout = options.get("SCREENING_HTTP_TIMEOUT_SECONDS", 3.0)
+    if not _positive_seconds(timeout):
+        errors.append(
+            Error(
+                f"STABLEPAY_SCREENING_HTTP_TIMEOUT {timeout!r} must be a number of seconds more than 0",
+                id="stablepay.E113",
+            )
+        )
     return errors
+
+
+def _positive_seconds(value: Any) -> bool:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return False
+    return math.isfinite(seconds) and seconds > 0

@@ -342,6 +342,28 @@ def payment_request_cancel(*, request_id: UUID | str, actor: str, now: datetime 
         return request
 
 
+def payment_request_hold(
+    *, request_id: UUID | str, note: str, actor: str, now: datetime | None = None
+) -> PaymentRequest:
+    """Hold the request for compliance review (needs_review / held), whatever its status.
+
+    For a late screening hit on a transfer an ops resolution already covered (reviewed): the rules of
+    `reconcile.decide` no longer look at reviewed transfers, so the hold is raised here. Once held, the
+    rules keep it until ops decide on it (four-eyes). A request already held is left as it is.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        request = _locked(request_id)
+        if request.exception == reconcile.HELD:
+            return request
+        previous = request.status
+        request.status, request.exception = Status.NEEDS_REVIEW, reconcile.HELD
+        request.save()
+        _record(request, note=note, actor=actor, now=now, webhook_type="needs_review", previous=previous)
+        logger.info("payment request %s: %s -> needs_review held (%s)", request.pk, previous, note)
+        return request
+
+
 def payment_request_resolve(
     *,
     request_id: UUID | str,

@@ -1,7 +1,8 @@
 """The fault suite (issue 6): randomized payments through a whole stack while faults are injected.
 
 Shoppers create payment requests through the real API on gunicorn and pay on anvil: exact, partial,
-over, late, wrong-token and fake-token (an unregistered contract with the same symbol) payments. Meanwhile
+over, late, wrong-token, fake-token (an unregistered contract with the same symbol) and denylisted (an
+exact payment from a payer on the screening denylist) payments. Meanwhile
 the suite kills the Celery worker with SIGKILL inside a scan, restarts Redis and PostgreSQL (throwaway
 ones), makes the two RPC nodes answer HTTP 500, JSON-RPC errors and malformed JSON, hang, report a
 stale head, fall behind the other, and make up logs (one node lies; the other must refuse the lie,
@@ -11,7 +12,8 @@ and stalls the chain.
 
 Then, against the chain itself: `stablepay_audit` is clean; every transfer to a deposit address is
 recorded once and applied to its request or flagged for review; no request is `paid` without canonical
-confirmed transfers covering it; the `paid` signal and webhook fired exactly once per paid request.
+confirmed transfers covering it; the `paid` signal and webhook fired exactly once per paid request; a
+denylisted payer's transfers are screened `hit` and their requests end `held`, never `paid`.
 
 CHAOS_PAYMENTS (default 60; `make chaos`: 300) and CHAOS_SEED choose the run. The figures go to
 test-artifacts/chaos-report.json.
@@ -33,6 +35,7 @@ from typing import Any
 
 import pytest
 
+from stablepay.chain import devchain
 from tests.chaos.chain_driver import ChainDriver, Sent
 from tests.support.services import REPO_ROOT
 from tests.support.stack import CHAIN_ID, Stack, StackConfig
@@ -48,8 +51,10 @@ LATE_EXPIRY_MINUTES = 1
 SETTLE_WITHIN_S = 150
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 
-KINDS = ["exact", "partial", "over", "late", "wrong_token", "fake_token"]
-KIND_WEIGHTS = [50, 10, 10, 10, 10, 10]
+KINDS = ["exact", "partial", "over", "late", "wrong_token", "fake_token", "denylisted"]
+KIND_WEIGHTS = [50, 10, 10, 10, 10, 10, 5]
+PAYERS = 9  # dev accounts 1..9 pay; account 10 is the denylisted payer, and pays only for "denylisted"
+DENYLISTED_SENDER = PAYERS + 1
 TIMED_FAULTS = ["rpc_http500", "rpc_error", "rpc_malformed", "rpc_hang", "rpc_stale_head", "rpc_lagging_node"]
 TIMED_FAULTS += ["lying_node", "stall"]
 INSTANT_FAULTS = ["worker_kill9", "redis_restart", "postgres_restart", "reorg_shallow", "reorg_deep"]
@@ -99,14 +104,22 @@ class Run:
         p.expires_at = datetime.fromisoformat(data["expires_at"].replace("Z", "+00:00"))
 
     def pay(self, p: Payment) -> None:
-        tokens, sender = self.stack.tokens, self.rng.randint(1, 9)
+        tokens, sender = self.stack.tokens, self.rng.randint(1, PAYERS)
+        if p.kind == "denylisted":
+            sender = DENYLISTED_SENDER
         if p.kind == "wrong_token":
             other = "USDC" if p.token == "HKDX" else "HKDX"
             sent = self.chain.pay(tokens[other], p.pay_to, max(1, p.due // 3), sender=sender)
         elif p.kind == "fake_token":
             sent = self.chain.pay(self.stack.fake_hkdx, p.pay_to, p.due, sender=sender)
         else:
-            amount = {"exact": p.due, "late": p.due, "partial": p.due // 2, "over": p.due * 6 // 5}[p.kind]
+            amount = {
+                "exact": p.due,
+                "denylisted": p.due,
+                "late": p.due,
+                "partial": p.due // 2,
+                "over": p.due * 6 // 5,
+            }[p.kind]
             sent = self.chain.pay(tokens[p.token], p.pay_to, amount, sender=sender)
         p.sends.append(sent)
 
@@ -230,10 +243,22 @@ def _kinds(rng: random.Random, payments: int) -> list[str]:
 def test_payments_survive_every_fault(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     started = time.monotonic()
     rng = random.Random(SEED)
-    config = StackConfig(confirmations=CONFIRMATIONS, rpc_proxies=2, webhook_fail_first=3)
+    config = StackConfig(
+        confirmations=CONFIRMATIONS,
+        rpc_proxies=2,
+        webhook_fail_first=3,
+        anvil_accounts=DENYLISTED_SENDER + 1,
+        payers=DENYLISTED_SENDER,
+    )
     report: dict[str, Any] = {"seed": SEED, "payments_planned": PAYMENTS}
     with Stack(config, tmp_path / "stack") as stack:
         assert stack.anvil is not None
+        # The screening list the ops keep in the admin (stablepay/screening.py's default ListBackend).
+        stack.sql(
+            "INSERT INTO stablepay_screeninglistentry (address, kind, reason, created_at)"
+            " VALUES (%s, 'deny', 'fault suite: denylisted payer', now()) RETURNING id",
+            [devchain.dev_account(DENYLISTED_SENDER).address.lower()],
+        )
         chain = ChainDriver(stack.anvil, mine_every_s=MINE_EVERY_S)
         run = Run(stack, chain, rng)
         try:
@@ -385,7 +410,7 @@ def _settle_and_check(run: Run, report: dict[str, Any]) -> str:
     # 2. Every transfer to a deposit address: recorded once, on its request, applied or flagged.
     ledger_rows = stack.sql(
         "SELECT lower(t.tx_hash), t.log_index, t.state, lower(t.block_hash), t.amount_base_units, tk.symbol,"
-        " t.payment_request_id::text, lower(t.to_address) FROM stablepay_transfer t"
+        " t.payment_request_id::text, lower(t.to_address), t.screening FROM stablepay_transfer t"
         " JOIN stablepay_token tk ON tk.id = t.token_id"
     )
     ledger = defaultdict(list)
@@ -410,6 +435,8 @@ def _settle_and_check(run: Run, report: dict[str, Any]) -> str:
         if (row[2], row[3], int(row[4]), row[5]) != ("confirmed", t["block_hash"], t["amount"], t["token"]):
             failures.append(f"transfer {t['key']} recorded as {row[2:6]}, chain says {t}")
         p = by_address[t["to"]]
+        if row[8] != ("hit" if p.kind == "denylisted" else "clear"):
+            failures.append(f"transfer {t['key']} ({p.kind}) screened {row[8]!r}")
         if row[6] != p.request_id:
             failures.append(f"transfer {t['key']} credited to {row[6]}, paid to request {p.request_id}")
             continue
@@ -496,6 +523,8 @@ def _settle_and_check(run: Run, report: dict[str, Any]) -> str:
             failures.append(f"request {p.index} ({p.kind}, {status}/{exception}): paid events/signals/webhooks {got}")
         if p.request_id in ever_paid and status not in ("paid",) and (status, exception) != ("needs_review", "reorged"):
             failures.append(f"request {p.index} was paid and is now {status}/{exception}")
+        if p.kind == "denylisted" and p.request_id in ever_paid:
+            failures.append(f"request {p.index} was paid by a denylisted payer")
 
     # 5. What each kind must end as, where no reorg touched its payments.
     for p in run.payments:
@@ -509,6 +538,7 @@ def _settle_and_check(run: Run, report: dict[str, Any]) -> str:
             "late": {("needs_review", "late")},
             "wrong_token": {("needs_review", "wrong_token")},
             "fake_token": {("open", "")},
+            "denylisted": {("needs_review", "held")},
         }[p.kind]
         if (status, exception) not in expected:
             failures.append(f"request {p.index} ({p.kind}) ended {status}/{exception}, expected {expected}")
