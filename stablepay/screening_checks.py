@@ -4,6 +4,7 @@ instead of surfacing in the watcher:
 - stablepay.E111: STABLEPAY_SCREENING_BACKEND does not name an importable ScreeningBackend subclass.
 - stablepay.E112: STABLEPAY_SCREENING_FAIL_OPEN_BELOW_HKD is not an amount >= 0.
 - stablepay.E113: an HttpBackend without STABLEPAY_SCREENING_HTTP_URL, or a timeout that is not a number > 0.
+- stablepay.E114: STABLEPAY_SCREENING_RETRY_SECONDS is not a number > 0.
 """
 
 from __future__ import annotations
@@ -50,6 +51,14 @@ def screening_settings_check(app_configs: Any = None, **kwargs: Any) -> list[Che
             Error(
                 f"STABLEPAY_SCREENING_HTTP_TIMEOUT {timeout!r} must be a number of seconds more than 0",
                 id="stablepay.E113",
+            )
+        )
+    retry = options.get("SCREENING_RETRY_SECONDS", 60)
+    if not _positive_seconds(retry):
+        errors.append(
+            Error(
+                f"STABLEPAY_SCREENING_RETRY_SECONDS {retry!r} must be a number of seconds more than 0",
+                id="stablepay.E114",
             )
         )
     return errors

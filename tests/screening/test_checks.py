@@ -1,6 +1,6 @@
 """The system checks of the screening settings (stablepay/screening_checks.py): a typo stops start-up
-(stablepay.E111 backend, E112 fail-open amount, E113 HTTP backend), in-process and through `manage.py check`
-with the environment variables a deployment sets."""
+(stablepay.E111 backend, E112 fail-open amount, E113 HTTP backend, E114 retry interval), in-process
+and through `manage.py check` with the environment variables a deployment sets."""
 
 from __future__ import annotations
 
@@ -72,6 +72,11 @@ def test_the_http_backend_needs_a_url_and_a_positive_timeout(settings: Any) -> N
         "stablepay.E113",
         "stablepay.E113",
     ]
+
+
+@pytest.mark.parametrize("retry", [0, -5, "soon", "nan", None])
+def test_a_retry_interval_that_is_not_positive_seconds_is_e114(settings: Any, retry: Any) -> None:
+    assert ids(settings, retry_seconds=retry) == ["stablepay.E114"]
 
 
 def test_django_check_refuses_to_start_with_a_bad_backend(settings: Any) -> None:
