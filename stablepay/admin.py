@@ -20,6 +20,7 @@ from django.utils.html import format_html
 
 from stablepay.errors import StablepayError
 from stablepay.models import (
+    ActionState,
     Block,
     Chain,
     Cursor,
@@ -159,6 +160,8 @@ class PaymentRequestAdmin(ReadOnlyAdmin):
             for outcome in outcomes:
                 level = messages.SUCCESS if outcome.ok else messages.WARNING
                 verdict = action if outcome.ok else f"refused: {outcome.message}"
+                if outcome.ok and outcome.message == ActionState.PENDING_APPROVAL:
+                    verdict = f"{action} requested, awaiting a second ops user's approval (compliance hold)"
                 self.message_user(request, f"{outcome.order_reference or outcome.request_id}: {verdict}", level)
             return None
         context = {

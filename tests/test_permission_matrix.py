@@ -11,7 +11,7 @@ from stablepay.models import Merchant
 from tests.conftest import LocalChain, create_request
 
 MERCHANT_PAGES = ["/merchant/", "/merchant/payments/", "/merchant/settlements/", "/merchant/settings/"]
-OPS_PAGES = ["/ops/", "/ops/actions/", "/ops/health/"]
+OPS_PAGES = ["/ops/", "/ops/actions/", "/ops/health/", "/ops/screening/"]
 ROLES = ["anonymous", "member_a", "member_b", "ops", "approver"]
 
 # role -> (status for merchant pages, status for ops pages, status for the admin index)

@@ -40,6 +40,17 @@ PAGES: dict[str, tuple[list[str], list[str]]] = {
         ["監察器狀態", "最新區塊", "已掃描", "仿冒代幣", "轉入我們地址但未入帳的轉帳"],
         ["Watcher health", "Last scan", "Look-alike tokens", "Uncredited transfers"],
     ),
+    "/ops/screening/": (
+        [
+            "付款人篩查",
+            "設定",
+            "無回應時的放行上限",
+            "篩查結果",
+            "未通過篩查的付款",
+            "至今所有經篩查的付款人均已通過。",
+        ],
+        ["Payer screening", "Fail-open limit", "Payments not cleared by screening", "Every payer screened so far"],
+    ),
     "/accounts/login/": (
         ["登入", "供商戶及營運人員使用。", "用戶名稱", "密碼"],
         ["Sign in", "For merchants and operations staff.", "Username", "Password"],

@@ -7,11 +7,16 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from stablepay.ops import selectors
+from stablepay.ops import screening_selectors, selectors
 from stablepay.ops.lookalikes import DEFAULT_BLOCKS, MAX_BLOCKS
 from stablepay.ops.services import MAX_NOTE
 
 ACTION_CHOICES = [("accept", _("Accept")), ("refund", _("Refund")), ("void", _("Void"))]
+
+
+def action_label(action: str) -> str:
+    """accept / refund / void in the user's language (the model's choices are not translated)."""
+    return str(dict(ACTION_CHOICES).get(action, action))
 
 
 class QueueFilterForm(forms.Form):
@@ -76,3 +81,11 @@ class BulkForm(forms.Form):
 class LookalikeForm(forms.Form):
     probe = forms.IntegerField(min_value=1, label=_("Chain"))
     blocks = forms.IntegerField(min_value=1, max_value=MAX_BLOCKS, initial=DEFAULT_BLOCKS, required=False)
+
+
+class ScreeningFilterForm(forms.Form):
+    outcome = forms.ChoiceField(required=False, choices=[("", "")] + [(o, o) for o in screening_selectors.NOT_CLEAR])
+
+    def chosen(self) -> str:
+        """The outcome asked for, or "" (every one not clear) when none or an unknown one is asked for."""
+        return str(self.cleaned_data.get("outcome") or "") if self.is_valid() else ""

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from stablepay import reconcile
 from stablepay.models import (
+    FLAGGED_OUTCOMES,
     ActionState,
     Chain,
     Event,
@@ -231,7 +232,7 @@ def request_search(text: str, *, exclude_open: bool = False, limit: int = 20) ->
 
 def _with_queue_fields(queryset: QuerySet[PaymentRequest]) -> QuerySet[PaymentRequest]:
     """flagged_at: when the current exception was raised (its first event since the last event with
-    another exception); awaiting_approval: a refund waits for a second ops user."""
+    another exception); awaiting_approval / pending_action: a decision waits for a second ops user."""
     events = Event.objects.filter(payment_request=OuterRef("pk"))
     last_other = events.exclude(exception=OuterRef("exception")).order_by("-id").values("id")[:1]
     first_since = (
@@ -246,6 +247,7 @@ def _with_queue_fields(queryset: QuerySet[PaymentRequest]) -> QuerySet[PaymentRe
         queryset.annotate(last_other_event=Coalesce(Subquery(last_other), Value(0)))
         .annotate(flagged_at=Coalesce(Subquery(first_since), F("updated_at")))
         .annotate(awaiting_approval=Exists(pending))
+        .annotate(pending_action=Subquery(pending.order_by("-id").values("action")[:1]))
     )
 
 
@@ -283,6 +285,7 @@ class QueueRow:
     pr: PaymentRequest
     flagged_at: datetime
     awaiting_approval: bool
+    pending_action: str
     due: TokenAmount
     received: TokenAmount
     label: str
@@ -300,6 +303,7 @@ def queue_rows(requests: Iterable[PaymentRequest], *, rates: Rates | None = None
                 pr=pr,
                 flagged_at=getattr(pr, "flagged_at", None) or pr.updated_at,
                 awaiting_approval=bool(getattr(pr, "awaiting_approval", False)),
+                pending_action=getattr(pr, "pending_action", None) or "",
                 due=token_amount(pr.token, int(pr.amount_due_base_units), rates),
                 received=token_amount(pr.token, int(pr.amount_paid_base_units), rates),
                 label=label,
@@ -412,6 +416,14 @@ class RequestDetail:
     @property
     def refund_tx_url(self) -> str:
         return self.chain.explorer_link(self.pr.refund_tx_hash) if self.pr.refund_tx_hash else ""
+
+    @property
+    def screening_holds(self) -> list[TransferRow]:
+        """The transfers that hold the request now: payer flagged (`hit`) or unscreenable at or above the
+        fail-open limit (`failed_closed`), not yet covered by an ops resolution."""
+        return [
+            row for row in self.transfers if row.transfer.screening in FLAGGED_OUTCOMES and not row.transfer.reviewed
+        ]
 
     @property
     def refund_pending_tx(self) -> bool:

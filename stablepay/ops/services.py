@@ -8,7 +8,7 @@ out) or rejects it. The requester can never decide their own request (checked he
 constraint).
 
 The merchant's own API call (`merchant_resolve`, behind POST /api/v1/payment-requests/{id}/resolve/) is
-held to the same rules: only the actions offered for the exception, nothing while a refund awaits
+held to the same rules: only the actions offered for the exception, nothing while a decision awaits
 approval, and no refund that would need four-eyes (those are requested and approved in the ops console);
 a compliance hold is decided by ops only. An API key alone never bypasses the second pair of eyes.
 
@@ -192,7 +192,7 @@ def merchant_resolve(
 ) -> PaymentRequest:
     """The merchant resolves its own request's exception through the API, within the ops console's rules.
 
-    403 (NotAllowed) for a compliance hold and for a refund above the four-eyes limit; 409 while a refund
+    403 (NotAllowed) for a compliance hold and for a refund above the four-eyes limit; 409 while a decision
     awaits approval or when nothing was received to refund; 400 for an action not offered or a malformed
     refund tx hash."""
     if action == Resolution.REFUND:
@@ -204,7 +204,7 @@ def merchant_resolve(
         if not pr.exception:
             raise Conflict("exception", "the request has no open exception to resolve")
         if OpsAction.objects.filter(payment_request=pr, state=ActionState.PENDING_APPROVAL).exists():
-            raise Conflict("exception", "a refund is awaiting an ops user's approval")
+            raise Conflict("exception", "a decision is awaiting an ops user's approval")
         if pr.exception == reconcile.HELD:
             raise NotAllowed("action", "a compliance hold is decided by the operations team, not through the API")
         if action not in selectors.ACTIONS_BY_EXCEPTION.get(pr.exception, ()):

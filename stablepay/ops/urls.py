@@ -17,5 +17,6 @@ urlpatterns = [
     path("actions/", views.actions, name="actions"),
     path("actions/<int:action_id>/approve/", views.approve, name="approve"),
     path("actions/<int:action_id>/reject/", views.reject, name="reject"),
+    path("screening/", views.screening, name="screening"),
     path("health/", views.health, name="health"),
 ]

@@ -3,7 +3,8 @@
 Access: anonymous users are sent to the login page (302). A signed-in user without the
 `stablepay.ops_console` permission (a merchant, a shopper) gets 403: the console is documented at
 /ops/, so hiding it behind a 404 would protect nothing, and a clear "no access" page tells a merchant
-who followed a link where they stand. Approving or rejecting a refund also needs `stablepay.ops_approve`.
+who followed a link where they stand. Approving or rejecting a decision that awaits a second ops user (a
+large refund, any decision on a compliance hold) also needs `stablepay.ops_approve`.
 """
 
 from __future__ import annotations
@@ -22,16 +23,26 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from stablepay import audit_bundle
+from stablepay import audit_bundle, reconcile
 from stablepay.errors import StablepayError
 from stablepay.models import ActionState, Chain, OpsAction
-from stablepay.ops import selectors, services
-from stablepay.ops.forms import ActionForm, BulkForm, DecisionForm, LookalikeForm, QueueFilterForm, RefundTxForm
+from stablepay.ops import screening_selectors, selectors, services
+from stablepay.ops.forms import (
+    ActionForm,
+    BulkForm,
+    DecisionForm,
+    LookalikeForm,
+    QueueFilterForm,
+    RefundTxForm,
+    ScreeningFilterForm,
+    action_label,
+)
 from stablepay.ops.lookalikes import DEFAULT_BLOCKS, lookalike_transfers
 
 View = Callable[..., HttpResponse]
 BULK_SESSION_KEY = "stablepay_ops_bulk_result"
 SINGLE_GROUP_ROWS = 200
+SCREENING_PAGE_ROWS = 50
 
 
 def _forbidden(request: HttpRequest, reason: str) -> HttpResponse:
@@ -72,6 +83,7 @@ def _page(
             "open": selectors.open_exception_count(),
             "pending": selectors.pending_approval_count(),
             "halted_tokens": selectors.halted_tokens(),
+            "screening_outage": screening_selectors.screening_outage(),
         },
         "can_approve": request.user.has_perm(services.APPROVE_PERMISSION),
     }
@@ -148,7 +160,8 @@ def bulk_result(request: HttpRequest) -> HttpResponse:
     context = {
         "result": result,
         "outcomes": outcomes,
-        "succeeded": sum(1 for o in outcomes if o["ok"]),
+        "succeeded": sum(1 for o in outcomes if o["ok"] and o["message"] != ActionState.PENDING_APPROVAL),
+        "pending": sum(1 for o in outcomes if o["ok"] and o["message"] == ActionState.PENDING_APPROVAL),
         "failed": sum(1 for o in outcomes if not o["ok"]),
     }
     return _page(request, "stablepay/ops/bulk_result.html", context, section="queue")
@@ -216,12 +229,22 @@ def act(request: HttpRequest, request_id: str) -> HttpResponse:
         op = services.ops_action_request(request_id=found.pr.pk, user=_user(request), **form.cleaned_data)
     except StablepayError as exc:
         return _refused(request, request_id, form, exc, "action_form")
-    if op.state == ActionState.PENDING_APPROVAL:
+    action = action_label(op.action)
+    if op.state != ActionState.PENDING_APPROVAL:
+        messages.success(request, _("Decision recorded: %(action)s.") % {"action": action})
+    elif op.exception == reconcile.HELD:
+        messages.warning(
+            request,
+            _(
+                "Decision requested: %(action)s. Every decision on a compliance hold needs four eyes: it awaits"
+                " a second ops user's approval and is carried out only then."
+            )
+            % {"action": action},
+        )
+    else:
         messages.warning(
             request, _("Refund requested. It is above the four-eyes limit: another ops user must approve it.")
         )
-    else:
-        messages.success(request, _("Decision recorded: %(action)s.") % {"action": op.get_action_display()})
     return redirect("stablepay:ops:detail", request_id=found.pr.pk)
 
 
@@ -234,13 +257,16 @@ def _decide(request: HttpRequest, action_id: int, *, approve: bool) -> HttpRespo
         return _detail(request, str(request_id), status=400, decision_form=form)
     decide = services.ops_action_approve if approve else services.ops_action_reject
     try:
-        decide(action_id=action_id, user=_user(request), note=form.cleaned_data["note"])
+        op = decide(action_id=action_id, user=_user(request), note=form.cleaned_data["note"])
     except StablepayError as exc:
         return _refused(request, str(request_id), form, exc, "decision_form")
+    action = action_label(op.action)
     if approve:
-        messages.success(request, _("Refund approved and carried out."))
+        messages.success(request, _("Approved and carried out: %(action)s.") % {"action": action})
     else:
-        messages.success(request, _("Refund request rejected. The exception stays open."))
+        messages.success(
+            request, _("Rejected (%(action)s): nothing was carried out. The exception stays open.") % {"action": action}
+        )
     return redirect("stablepay:ops:detail", request_id=request_id)
 
 
@@ -290,6 +316,25 @@ def actions(request: HttpRequest) -> HttpResponse:
         context,
         section="approvals" if state == "pending_approval" else "actions",
     )
+
+
+# payer screening ------------------------------------------------------------------------------------
+@require_GET
+@ops_required
+def screening(request: HttpRequest) -> HttpResponse:
+    form = ScreeningFilterForm(request.GET)
+    outcome = form.chosen()
+    paginator = Paginator(screening_selectors.not_clear_transfers(outcome=outcome), SCREENING_PAGE_ROWS)
+    page = paginator.get_page(request.GET.get("page"))
+    context = {
+        "config": screening_selectors.screening_config(),
+        "outcome_counts": screening_selectors.outcome_counts(),
+        "not_clear_counts": screening_selectors.not_clear_counts(),
+        "outcome": outcome,
+        "page": page,
+        "rows": screening_selectors.screening_rows(page.object_list),
+    }
+    return _page(request, "stablepay/ops/screening.html", context, section="screening")
 
 
 # watcher health -------------------------------------------------------------------------------------

@@ -20,7 +20,8 @@ from django.utils import timezone
 from shop.models import Order, Storefront
 from shop.services import cart_add, order_place
 from stablepay import services
-from stablepay.models import Merchant, PaymentRequest
+from stablepay.chain import devchain
+from stablepay.models import Merchant, PaymentRequest, ScreeningListEntry, ScreeningListKind
 from tests.conftest import LocalChain, create_request
 
 PASSWORD = "correct-horse-battery-staple-42"
@@ -165,3 +166,61 @@ def shop_order(local_chain: LocalChain) -> Callable[..., tuple[Order, PaymentReq
         return order_place(session=session, storefront=storefront, chain_id=31337, token_symbol="HKDX")
 
     return place
+
+
+# payer screening ----------------------------------------------------------------------------------------
+FLAGGED, UNLISTED = 2, 3  # dev accounts: 2 is on the deny list, 3 on no list
+DOWN = "http://ops:pw@127.0.0.1:9/v1/addresses?api_key=k3y"  # the discard port: nothing answers
+
+
+def payer(index: int) -> str:
+    return str(devchain.dev_account(index).address)
+
+
+class ScreenedPayments:
+    """Requests paid in full on anvil, the watcher screening each payer with the backend configured then.
+
+    A flagged payer is on the deny list (ListBackend). "The backend is down" is the HTTP backend pointed at a
+    port nothing listens on, with a fail-open limit of HK$50.00: a 10.00 HKD payment passes unscreened
+    (failed_open), a 100.00 HKD one is held (failed_closed)."""
+
+    def __init__(self, local_chain: LocalChain, merchant: Merchant, settings: Any) -> None:
+        self.chain, self.merchant, self.settings = local_chain, merchant, settings
+        self.count = 0
+        ScreeningListEntry.objects.create(
+            address=payer(FLAGGED).lower(), kind=ScreeningListKind.DENY, reason="OFAC SDN list 2026-11-20"
+        )
+
+    def backend(self, *, down: bool) -> None:
+        options = {"SCREENING_FAIL_OPEN_BELOW_HKD": "50.00", "SCREENING_RETRY_SECONDS": 60}
+        if down:
+            options |= {"SCREENING_BACKEND": "stablepay.screening.HttpBackend", "SCREENING_HTTP_URL": DOWN}
+        else:
+            options |= {"SCREENING_BACKEND": "stablepay.screening.ListBackend", "SCREENING_HTTP_URL": ""}
+        self.settings.STABLEPAY = {**self.settings.STABLEPAY, **options}
+
+    def paid(self, *, sender: int, amount: str = "10.00", down: bool = False) -> PaymentRequest:
+        self.backend(down=down)
+        self.count += 1
+        pr = create_request(self.merchant, amount=amount, order_reference=f"SCR-{self.count:03d}")
+        self.chain.pay(pr.pay_to, int(pr.amount_due_base_units), sender_index=sender)
+        self.chain.settle()
+        pr.refresh_from_db()
+        return pr
+
+    def hit(self) -> PaymentRequest:
+        return expect(self.paid(sender=FLAGGED), "needs_review", "held")
+
+    def clear(self) -> PaymentRequest:
+        return expect(self.paid(sender=UNLISTED), "paid", "")
+
+    def failed_open(self) -> PaymentRequest:
+        return expect(self.paid(sender=UNLISTED, down=True), "paid", "")
+
+    def failed_closed(self) -> PaymentRequest:
+        return expect(self.paid(sender=UNLISTED, amount="100.00", down=True), "needs_review", "held")
+
+
+@pytest.fixture
+def screened(local_chain: LocalChain, merchant: Merchant, settings: Any) -> ScreenedPayments:
+    return ScreenedPayments(local_chain, merchant, settings)

@@ -39,6 +39,8 @@ class Scene:
             reverse("stablepay:ops:actions"),
             reverse("stablepay:ops:actions") + "?state=pending_approval",
             reverse("stablepay:ops:health"),
+            reverse("stablepay:ops:screening"),
+            reverse("stablepay:ops:screening") + "?outcome=hit&page=2",
         ]
 
     def posts(self) -> dict[str, tuple[str, dict[str, object]]]:
@@ -131,13 +133,14 @@ def test_ops_cannot_approve_their_own_refund(scene: Scene, ops_user: User) -> No
     assert OpsAction.objects.get(pk=scene.pending.pk).state == ActionState.PENDING_APPROVAL
     expect(scene.overpaid, "paid", "overpaid")
     page = client.get(reverse("stablepay:ops:detail", args=[scene.overpaid.pk])).content.decode()
-    assert "You requested this refund" in page and 'id="approve-refund"' not in page
+    assert "You requested this decision" in page and 'id="approve-pending"' not in page
+    assert "Decision awaiting approval: Refund" in page and re.search(r'data-action="refund"', page)
 
 
 def test_a_second_ops_user_approves(scene: Scene, ops_user2: User) -> None:
     client = client_for(ops_user2)
     page = client.get(reverse("stablepay:ops:detail", args=[scene.overpaid.pk])).content.decode()
-    assert 'id="approve-refund"' in page and 'id="reject-refund"' in page
+    assert re.search(r'id="approve-pending">\s*Approve and refund', page) and 'id="reject-pending"' in page
     url, data = scene.posts()["approve"]
     response = client.post(url, data)
     assert response.status_code == 302
