@@ -31,7 +31,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from stablepay import services, sql_payload
+from stablepay import reconcile, services, sql_payload
 from stablepay.models import PaymentRequest
 from stablepay.signals import StatusChange, payment_request_status_changed, payment_requests_status_changed
 
@@ -104,7 +104,7 @@ _STAY_OPEN = "CASE WHEN f.status = 'confirming' THEN 'open' ELSE f.status END"
 # `reconcile.decide`, branch for branch, as (status, exception, reason).
 _DECISION = f"""CASE
   WHEN f.held AND f.exception <> 'held'
-    THEN {_to("'needs_review'", "'held'", "a payer was flagged by screening; held for compliance review")}
+    THEN {_to("'needs_review'", "'held'", reconcile.HELD_REASON)}
   WHEN f.status = 'paid' THEN CASE
     WHEN f.exception NOT IN ('reorged', 'held')
          AND CASE WHEN f.resolution = 'accept' THEN f.orphaned_reviewed ELSE NOT {_enough("f.confirmed")} END

@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.models.functions import Lower
 
 from stablepay.secret_box import EncryptedTextField
@@ -398,13 +398,21 @@ class Transfer(AppendOnly):
             models.UniqueConstraint(fields=["chain", "tx_hash", "log_index"], name="transfer_unique_log"),
             models.CheckConstraint(condition=Q(amount_base_units__gte=0), name="transfer_amount_not_negative"),
         ]
-        # The re-screen sweep looks for the few transfers whose screening had no answer, every tick.
         indexes = [
+            # The re-screen sweep looks for the few transfers whose screening had no answer, every tick.
             models.Index(
                 fields=["screened_at"],
                 condition=Q(screening__in=["failed_open", "failed_closed"]),
                 name="transfer_unanswered_screening",
             ),
+            # The ops console's screening page: the (few) flagged or unanswered ones, newest first, and the
+            # outcome counts of the last 24 hours and 7 days.
+            models.Index(
+                F("created_at").desc(),
+                condition=Q(screening__in=["hit", "failed_closed", "failed_open"]),
+                name="transfer_screening_not_clear",
+            ),
+            models.Index(fields=["created_at"], name="transfer_created_at"),
         ]
 
     def __str__(self) -> str:

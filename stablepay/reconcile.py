@@ -22,6 +22,7 @@ UNDERPAID, OVERPAID, LATE, WRONG_TOKEN, REORGED, HELD = (
     "held",
 )
 LIVE = (OPEN, CONFIRMING, EXPIRED)
+HELD_REASON = "payer screening held a payment (flagged, or no answer at or above the fail-open limit)"
 CLOSED = (REFUNDED, CANCELED)
 
 
@@ -90,7 +91,7 @@ def decide(request: RequestFacts, transfers: Sequence[TransferFacts], *, now: da
     keep = to(request.status, request.exception, "unchanged")
 
     if held and request.exception != HELD:
-        return to(NEEDS_REVIEW, HELD, "a payer was flagged by screening; held for compliance review")
+        return to(NEEDS_REVIEW, HELD, HELD_REASON)
     if request.status == PAID:
         if request.exception not in (REORGED, HELD) and _lost_its_cover(request, transfers, confirmed, enough):
             return to(NEEDS_REVIEW, REORGED, "a transfer that paid the request was orphaned")

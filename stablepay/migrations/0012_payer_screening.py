@@ -108,5 +108,17 @@ class Migration(migrations.Migration):
                 name="transfer_unanswered_screening",
             ),
         ),
+        migrations.AddIndex(
+            model_name="transfer",
+            index=models.Index(
+                models.F("created_at").desc(),
+                condition=models.Q(("screening__in", ["hit", "failed_closed", "failed_open"])),
+                name="transfer_screening_not_clear",
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="transfer",
+            index=models.Index(fields=["created_at"], name="transfer_created_at"),
+        ),
         migrations.RunPython(forward, backward),
     ]

@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from shop.models import Order
-from stablepay import webhooks
+from stablepay import reconcile, webhooks
 from stablepay.errors import Conflict
 from stablepay.models import ActionState, Merchant, OpsAction, PaymentRequest
 from stablepay.ops.services import (
@@ -90,7 +90,7 @@ def test_a_denylisted_payer_is_held_and_the_order_is_not_paid(
     assert transfer_of(tx).state == "confirmed"
     held = pr.events.get(exception="held")
     assert (held.status, held.actor) == ("needs_review", "watcher")
-    assert "flagged by screening" in held.note
+    assert held.note == reconcile.HELD_REASON
     assert not pr.events.filter(status="paid").exists()
 
     # The merchant's API shows what was received, and its key cannot decide a compliance hold.

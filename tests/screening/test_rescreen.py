@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from shop.models import Order
-from stablepay import screening, services, watcher
+from stablepay import reconcile, screening, services, watcher
 from stablepay.models import ActionState, Merchant, Transfer
 from stablepay.ops.services import ops_action_approve, ops_action_request
 from tests.conftest import LocalChain, create_request
@@ -69,7 +69,7 @@ def test_a_failed_open_payment_is_held_when_the_service_comes_back_and_flags_the
     pr = expect(pr, "needs_review", "held")
     assert int(pr.amount_paid_base_units) == DUE and pr.paid_at is not None  # it was paid once
     held = pr.events.get(exception="held")
-    assert held.status == "needs_review" and "flagged by screening" in held.note
+    assert held.status == "needs_review" and held.note == reconcile.HELD_REASON
 
     # Answered once: never asked again.
     asked = len(http_backend.seen)
@@ -164,7 +164,7 @@ def test_the_set_based_sweep_holds_a_request_a_late_hit_left_stale(
     pr = expect(pr, "needs_review", "held")
     assert not pr.reconcile_pending
     event = pr.events.get(exception="held")
-    assert event.status == "needs_review" and "flagged by screening" in event.note
+    assert event.status == "needs_review" and event.note == reconcile.HELD_REASON
     order.refresh_from_db()
     assert order.status == Order.Status.PAID  # the store is told; its order keeps the status it had
     assert sweep()["changed"] == 0

@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from shop.models import Order, Product, Storefront
+from stablepay import reconcile
 from stablepay.models import Event, PaymentRequest, Status, Token
 from stablepay.signals import payment_request_status_changed
 
@@ -115,7 +116,7 @@ def test_a_compliance_hold_reads_as_a_plain_review_to_the_shopper(shopper: Clien
         at=timezone.now(),
         status=pr.status,
         exception=pr.exception,
-        note="a payer was flagged by screening; held for compliance review",
+        note=reconcile.HELD_REASON,
         actor="watcher",
     )
     payment_request_status_changed.send(
