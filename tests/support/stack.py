@@ -232,6 +232,11 @@ class WebhookReceiver:
 
 
 # Child processes ----------------------------------------------------------------------------------
+def _niced(niceness: int) -> list[str]:
+    """The command prefix that runs a child at lower priority (none for 0)."""
+    return ["nice", "-n", str(niceness)] if niceness else []
+
+
 class Process:
     """A child in its own process group (kill -9 takes its children too), logging to a file."""
 
@@ -298,6 +303,9 @@ class StackConfig:
     scan_worker_args: list[str] | None = None
     gunicorn_args: list[str] = field(default_factory=lambda: ["--worker-class", "gthread", "--workers", "2"])
     scan_interval_s: float = 0.5
+    # Niceness of the web tier (gunicorn and the general Celery worker): a deployment runs the chain
+    # scanner on CPU of its own, which one shared machine can only approximate by priority.
+    web_nice: int = 0
     rpc_timeout_s: float = 2.0
     anvil_accounts: int = 10
     payers: int = 9  # dev accounts 1..payers get tokens
@@ -379,7 +387,15 @@ class Stack:
         gunicorn = str(Path(sys.executable).with_name("gunicorn"))
         self.gunicorn = Process(
             "gunicorn",
-            [gunicorn, "shop.wsgi:application", "--bind", f"127.0.0.1:{port}", "--no-control-socket", *c.gunicorn_args],
+            [
+                *_niced(c.web_nice),
+                gunicorn,
+                "shop.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--no-control-socket",
+                *c.gunicorn_args,
+            ],
             env,
             self.log_dir,
         )
@@ -516,7 +532,11 @@ class Stack:
         self.workers_started += 1
         self.worker = Process(
             f"worker-{self.workers_started}",
-            [sys.executable, "-m", "celery", "-A", "shop", "worker", "-l", "INFO", *self.config.worker_args],
+            [
+                *_niced(self.config.web_nice),
+                *(sys.executable, "-m", "celery", "-A", "shop", "worker", "-l", "INFO"),
+                *self.config.worker_args,
+            ],
             self.env(),
             self.log_dir,
         )
