@@ -44,12 +44,15 @@ def node_head(rpc_urls: list[str]) -> tuple[int | None, str]:
 
 def chain_health() -> list[dict[str, object]]:
     """Per chain: `head` (the node's, live), `scanned`, `lag_blocks`, and the watcher's last pass."""
+    # The nodes' heads first, then the cursors: a block mined while this request waits for the CPU
+    # between the two reads is not counted as lag the watcher could not yet have closed.
     urls = dict(Chain.objects.values_list("chain_id", "rpc_urls"))
+    heads = {chain_id: node_head(list(chain_urls)) for chain_id, chain_urls in urls.items()}
     rows = selectors.chain_health()
     for row in rows:
         chain_id = row["chain_id"]
         assert isinstance(chain_id, int)
-        head, error = node_head(list(urls[chain_id]))
+        head, error = heads.get(chain_id) or node_head(list(urls[chain_id]))
         scanned = row["scanned"]
         row["node_error"] = error
         if head is not None:
