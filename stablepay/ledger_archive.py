@@ -299,16 +299,7 @@ DATETIME_FIELDS = {
 def _parse(name: str, value: Any) -> Any:
     if value is None:
         return None
-    if name in {
-        "created_at",
-        "expires_at",
-        "paid_at",
-        "watch_until",
-        "block_timestamp",
-        "decided_at",
-        "screened_at",
-        "confirmed_at",
-    }:
+    if name in DATETIME_FIELDS:
         return parse_datetime(value)
     if name in {"amount", "rate", "amount_due_base_units", "amount_paid_base_units", "amount_base_units"}:
         return Decimal(value)
