@@ -21,7 +21,7 @@ def _chain_logs(reader: ChainReader, tokens: list[str], from_block: int, to_bloc
     while start <= to_block:
         end = min(to_block, start + chunk - 1)
         try:
-            logs.extend(reader.transfer_logs(tokens, start, end))
+            logs.extend(reader.transfer_logs(tokens, start, end)[0])
         except RangeTooLarge as exc:
             if end == start:
                 raise

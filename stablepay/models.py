@@ -466,11 +466,13 @@ class ScreeningListEntry(models.Model):
 
 
 class Block(models.Model):
-    """An unfinalized block the watcher has relied on; its hash is re-checked to detect reorgs."""
+    """A header of the watcher's local header chain (stablepay.header_chain): the last blocks of the
+    reorg window, each linked to the one below by its parent hash."""
 
     chain = models.ForeignKey(Chain, on_delete=models.CASCADE, related_name="blocks")
     number = models.PositiveBigIntegerField()
     hash = models.CharField(max_length=66)
+    parent_hash = models.CharField(max_length=66, blank=True, default="")
     timestamp = models.DateTimeField()
 
     class Meta:

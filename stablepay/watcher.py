@@ -1,11 +1,13 @@
-"""The chain watcher: cursor -> head, block-hash checks, reorg rollback, transfer upsert, confirmations.
+"""The chain watcher: head -> header chain, reorg rollback, transfer upsert, confirmations.
 
-One pass per chain costs one batched header request (the head plus the unfinalized blocks we rely on)
-and one eth_getLogs per block range for all of the chain's tokens, however many requests are open.
-Each answer's recipients are looked up among the watched deposit addresses in one indexed query, and
-only the logs paying one of them are fully decoded. Each range is written in
-one transaction that re-checks the cursor under a row lock, so two scanners never apply a range twice,
-and the unique (chain, tx_hash, log_index) makes any re-scan a no-op.
+A pass reads the node's head and links it to the local header chain (stablepay.header_chain); only a
+broken link costs more calls, in proportion to the reorg's depth. New blocks are read with one
+eth_getLogs for all of the chain's tokens, however many requests are open: a single new block by its
+hash, a wider range with its last header in the same batch. Each answer's recipients are looked up
+among the watched deposit addresses in one indexed query, and only the logs paying one of them are fully
+decoded. Each range is written in one transaction that re-checks the cursor under a row lock, so two
+scanners never apply a range twice, and the unique (chain, tx_hash, log_index) makes any re-scan a no-op.
+A transfer whose block is on the header chain and deep enough is confirmed in the pass that records it.
 """
 
 from __future__ import annotations
@@ -21,14 +23,15 @@ from uuid import UUID
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Exists, Min, OuterRef, Q
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Lower
 from django.utils import timezone
 from eth_utils.address import to_checksum_address
 
-from stablepay import screening, services, token_health, webhooks
+from stablepay import header_chain, screening, services, token_health, webhooks
 from stablepay.chain import quorum
-from stablepay.chain.reader import BlockRef, ChainError, ChainReader, RangeTooLarge, TransferLog
+from stablepay.chain.reader import BlockRef, ChainError, ChainReader, Keep, RangeTooLarge, TransferLog
 from stablepay.chain.rpc import RpcChainReader
 from stablepay.models import Block, Chain, Cursor, PaymentRequest, Token, Transfer, TransferState
 
@@ -102,37 +105,58 @@ def _ensure_cursor(chain: Chain, head: BlockRef) -> Cursor:
     return cursor
 
 
-def _fork_point(stored: Mapping[int, str], known: Mapping[int, BlockRef | None]) -> int | None:
-    """The lowest stored height whose hash the node no longer has, or None if all still match."""
-    changed = [n for n, h in stored.items() if (block := known.get(n)) is None or block.hash != h]
-    return min(changed) if changed else None
-
-
-def _rescan_from(chain: Chain, stored: Mapping[int, str], fork: int) -> int:
-    """Where the rescan after a reorg starts: just above the highest stored block that still matches.
-
-    Only some hashes are stored (blocks with transfers, the last tip), so the chain may have forked
-    anywhere between that block and `fork`, in blocks never stored, and a payment re-included there
-    would be missed by a rescan from `fork`. With no matching block stored below, the whole reorg
-    window is read again. The transfers in between sit in stored, matching blocks: they stay as they are.
-    """
-    below = [n for n in stored if n < fork]
-    floor = chain.start_block or 0
-    return max(floor, max(below) + 1 if below else fork - reorg_window(chain))
-
-
-def _rollback(chain: Chain, fork: int, rescan_from: int) -> tuple[int, set[UUID]]:
-    """Orphan every transfer at or above `fork` and rewind the cursor below `rescan_from` (<= fork)."""
+def _advance_headers(chain: Chain, reader: ChainReader, result: ScanResult) -> dict[int, BlockRef] | None:
+    """Read the head, link it to the header chain and store it; roll back a reorg. The headers after
+    the step, or None when another scanner moved the chain first (this pass then yields)."""
+    stored = header_chain.stored(chain)
+    head = reader.head()
+    result.head = head.number
+    cursor = _ensure_cursor(chain, head)
+    if head.number < cursor.scanned_block:
+        raise ChainError(f"the node's head {head.number} is behind block {cursor.scanned_block}, already scanned")
+    window = reorg_window(chain)
+    floor = chain.start_block if chain.start_block is not None else head.number
+    step = header_chain.advance(stored, head, reader, window=window, floor=floor)
+    fork = step.fork
+    if not stored and step.new:  # a fresh header chain: the live transfers it covers must agree with it
+        fork = _first_disagreement(chain, step.new)
     with transaction.atomic():
-        cursor = Cursor.objects.select_for_update().get(chain=chain)
-        doomed = Transfer.objects.filter(chain=chain, block_number__gte=fork).exclude(state=TransferState.ORPHANED)
-        touched = set(doomed.exclude(payment_request=None).values_list("payment_request_id", flat=True))
-        _mark_pending(touched)
-        orphaned = doomed.update(state=TransferState.ORPHANED)
-        Block.objects.filter(chain=chain, number__gte=fork).delete()
-        if cursor.scanned_block >= rescan_from:
-            cursor.scanned_block = rescan_from - 1
-            cursor.save(update_fields=["scanned_block"])
+        Cursor.objects.select_for_update().get(chain=chain)
+        if header_chain.tip_of(header_chain.stored(chain)) != header_chain.tip_of(stored):
+            logger.info("chain %s: another scanner moved the header chain; yielding", chain.chain_id)
+            return None
+        if fork is not None:
+            result.reorg_depth = head.number - fork + 1
+            result.orphaned, touched = _rollback(chain, fork)
+            result.touched |= touched
+        header_chain.save(chain, step, window=window)
+    if step.walked:
+        logger.info("chain %s: %s headers read to find the common ancestor", chain.chain_id, step.walked)
+    return {**{n: h for n, h in stored.items() if fork is None or n < fork}, **{h.number: h for h in step.new}}
+
+
+def _first_disagreement(chain: Chain, headers: list[BlockRef]) -> int | None:
+    """The lowest height among `headers` where a live transfer names another block hash (a reorg while no
+    header chain was kept, as after the upgrade that introduced it)."""
+    hashes = {h.number: h.hash for h in headers}
+    live = Transfer.objects.filter(chain=chain, block_number__gte=headers[0].number).exclude(
+        state=TransferState.ORPHANED
+    )
+    wrong = [n for n, h in live.values_list("block_number", "block_hash") if hashes.get(n, h) != h]
+    return min(wrong) if wrong else None
+
+
+def _rollback(chain: Chain, fork: int) -> tuple[int, set[UUID]]:
+    """Orphan every transfer at or above `fork` and rewind the cursor below it; in the caller's transaction,
+    which holds the cursor's lock."""
+    cursor = Cursor.objects.get(chain=chain)
+    doomed = Transfer.objects.filter(chain=chain, block_number__gte=fork).exclude(state=TransferState.ORPHANED)
+    touched = set(doomed.exclude(payment_request=None).values_list("payment_request_id", flat=True))
+    _mark_pending(touched)
+    orphaned = doomed.update(state=TransferState.ORPHANED)
+    if cursor.scanned_block >= fork:
+        cursor.scanned_block = fork - 1
+        cursor.save(update_fields=["scanned_block"])
     logger.warning("chain %s: reorg from block %s, %s transfers orphaned", chain.chain_id, fork, orphaned)
     return orphaned, {pk for pk in touched if pk is not None}
 
@@ -144,22 +168,23 @@ def _mark_pending(request_ids: Iterable[UUID | None]) -> None:
         PaymentRequest.objects.filter(pk__in=ids).update(reconcile_pending=True)
 
 
-def _block_times(reader: ChainReader, hits: list[TransferLog]) -> dict[int, BlockRef]:
-    """The blocks of the hits, from the logs' own timestamps, asking the node only for what is missing."""
-    blocks = {
-        h.block_number: BlockRef(h.block_number, h.block_hash, h.block_timestamp)
-        for h in hits
-        if h.block_timestamp is not None
-    }
-    missing = sorted({h.block_number for h in hits} - set(blocks))
-    for number, block in reader.blocks(missing).items():
-        if block is None:
-            raise ChainError(f"block {number} vanished while its logs were read")
-        blocks[number] = block
+def _block_times(reader: ChainReader, hits: list[TransferLog], headers: Mapping[int, BlockRef]) -> dict[int, int]:
+    """Each hit's block time. A hit in the header chain's window must be in the stored block (else the
+    node moved while it was read); one below it takes the log's own timestamp, or its block's."""
+    times: dict[int, int] = {}
     for hit in hits:
-        if blocks[hit.block_number].hash != hit.block_hash:
+        header = headers.get(hit.block_number)
+        if header is not None and header.hash != hit.block_hash:
             raise ChainError(f"block {hit.block_number} changed while its logs were read")
-    return blocks
+        stamp = header.timestamp if header is not None else hit.block_timestamp
+        if stamp is not None:
+            times[hit.block_number] = stamp
+    missing = sorted({h.block_number for h in hits} - set(times))
+    for number, block in reader.blocks(missing).items():
+        if block is None or block.hash != next(h.block_hash for h in hits if h.block_number == number):
+            raise ChainError(f"block {number} changed while its logs were read")
+        times[number] = block.timestamp
+    return times
 
 
 def _record_hits(
@@ -167,7 +192,7 @@ def _record_hits(
     tokens: Mapping[str, Token],
     watched: Mapping[str, UUID],
     hits: Iterable[TransferLog],
-    blocks: Mapping[int, BlockRef],
+    times: Mapping[int, int],
     screened: Mapping[tuple[str, int], screening.Screened],
     now: datetime,
 ) -> tuple[int, set[UUID]]:
@@ -188,7 +213,7 @@ def _record_hits(
             "payment_request_id": watched[hit.to_address],
             "block_number": hit.block_number,
             "block_hash": hit.block_hash,
-            "block_timestamp": _aware(blocks[hit.block_number].timestamp),
+            "block_timestamp": _aware(times[hit.block_number]),
             "from_address": to_checksum_address(hit.from_address),
             "to_address": to_checksum_address(hit.to_address),
             "amount_base_units": Decimal(hit.value),
@@ -216,18 +241,29 @@ def _record_hits(
         recorded += 1
         touched.add(watched[hit.to_address])
     Transfer.objects.bulk_create(new)  # the unique (chain, tx_hash, log_index) still guards against doubles
-    for block in blocks.values():
-        Block.objects.update_or_create(
-            chain=chain, number=block.number, defaults={"hash": block.hash, "timestamp": _aware(block.timestamp)}
-        )
     return recorded, touched
+
+
+def _read_range(
+    reader: ChainReader, tokens: list[str], start: int, end: int, headers: Mapping[int, BlockRef], keep: Keep
+) -> list[TransferLog]:
+    """The range's Transfer logs: a single block of the header chain by its hash (one call), a wider
+    range with its last header in the same batch, which must agree with the header chain."""
+    block = headers.get(end)
+    if start == end and block is not None:
+        return reader.block_transfer_logs(tokens, block, keep)
+    logs, tip = reader.transfer_logs(tokens, start, end, keep)
+    if block is not None and tip.hash != block.hash:
+        raise ChainError(f"block {end} changed while the range was read")
+    return logs
 
 
 def _scan_range(
     chain: Chain,
     reader: ChainReader,
     tokens: Mapping[str, Token],
-    head: BlockRef,
+    headers: Mapping[int, BlockRef],
+    head: int,
     result: ScanResult,
     now: datetime,
 ) -> None:
@@ -235,9 +271,9 @@ def _scan_range(
     cursor = Cursor.objects.get(chain=chain)
     scanned, chunk, ceiling = cursor.scanned_block, cursor.chunk_size, cursor.chunk_ceiling or MAX_CHUNK
     for _ in range(MAX_CHUNKS_PER_PASS):
-        if scanned >= head.number:
+        if scanned >= head:
             break
-        start, end = scanned + 1, min(head.number, scanned + chunk)
+        start, end = scanned + 1, min(head, scanned + chunk)
         watched: dict[str, UUID] = {}
 
         def keep(recipients: set[str], watched: dict[str, UUID] = watched) -> dict[str, UUID]:
@@ -245,7 +281,7 @@ def _scan_range(
             return watched
 
         try:
-            logs = reader.transfer_logs(list(tokens), start, end, keep)
+            logs = _read_range(reader, list(tokens), start, end, headers, keep)
         except RangeTooLarge as exc:
             span = end - start + 1
             if span == 1:
@@ -256,7 +292,8 @@ def _scan_range(
             continue
         hits = [log for log in logs if log.to_address in watched and log.token in tokens]
         if hits and isinstance(reader, RpcChainReader) and len(reader.urls) > 1:
-            verdict = quorum.corroborate(reader, list(tokens), start, end, hits)
+            single = headers.get(end) if start == end else None
+            verdict = quorum.corroborate(reader, list(tokens), start, end, hits, block=single)
             for hit in verdict.refused:
                 logger.error(
                     "chain %s: refused %s:%s, another node has its block but not the log",
@@ -271,11 +308,7 @@ def _scan_range(
                 end = verdict.wait_from - 1
                 if end < start:
                     break
-        blocks = _block_times(reader, hits)
-        tip = head if end == head.number else reader.blocks([end]).get(end)
-        if tip is None:
-            raise ChainError(f"block {end} vanished during the scan")
-        blocks.setdefault(tip.number, tip)
+        times = _block_times(reader, hits, headers)
         # The payers of the new transfers, screened before the range's transaction, written with the rows.
         screened = screening.screen_logs(screening.unscreened(chain.pk, hits), tokens, chain_id=chain.chain_id)
         with transaction.atomic():
@@ -283,12 +316,8 @@ def _scan_range(
             if locked.scanned_block != scanned:
                 logger.info("chain %s: another scanner moved the cursor; yielding", chain.chain_id)
                 return
-            recorded, touched = _record_hits(chain, tokens, watched, hits, blocks, screened, now)
+            recorded, touched = _record_hits(chain, tokens, watched, hits, times, screened, now)
             _mark_pending(touched)
-            if touched and not _pays_at_first_sight(chain):
-                # Shoppers wait for this one: their payment is seen, committed with the range, before
-                # the pass turns to the confirmation bookkeeping of older payments.
-                services.payment_requests_reconcile(request_ids=touched, now=now)
             if len(logs) < GROW_BELOW_LOGS:
                 chunk = min(ceiling, chunk * 2)
             locked.scanned_block, locked.chunk_size = end, chunk
@@ -300,88 +329,59 @@ def _scan_range(
     result.scanned = scanned
 
 
-def _pays_at_first_sight(chain: Chain) -> bool:
-    """One confirmation is enough: the same pass confirms the new transfers, so reconcile them once, then."""
-    return chain.confirmations <= 1 and not chain.use_finalized_tag
-
-
-def _confirmed_depth(chain: Chain, reader: ChainReader, head: BlockRef) -> int:
-    """The highest block whose transfers count as confirmed: `confirmations` deep, or the finalized tag."""
+def _confirmed_depth(chain: Chain, reader: ChainReader, head: int) -> int:
+    """The highest block whose transfers count as confirmed: `confirmations` deep, or the finalized tag
+    (asked only while a transfer waits for it)."""
     if chain.use_finalized_tag:
+        if not Transfer.objects.filter(chain=chain, state=TransferState.SEEN).exists():
+            return -1
         finalized = reader.finalized()
         return finalized.number if finalized is not None else -1
-    return head.number - chain.confirmations + 1
+    return head - chain.confirmations + 1
 
 
-def _confirm(chain: Chain, depth_ok: int, verified: set[int], head: int, now: datetime) -> set[UUID]:
-    """Promote seen transfers to confirmed once deep enough, only in blocks whose hash was just re-checked;
-    each records when, and the head then."""
-    ready = Transfer.objects.filter(
-        chain=chain, state=TransferState.SEEN, block_number__lte=depth_ok, block_number__in=verified
+def _confirm(chain: Chain, depth_ok: int, head: int, now: datetime) -> set[UUID]:
+    """Promote seen transfers to confirmed once deep enough and on the header chain (their block hash is
+    the stored header's, or they lie below the stored window); each records when, and the head then."""
+    floor = Block.objects.filter(chain=chain).aggregate(lowest=Min("number"))["lowest"] or 0
+    on_header_chain = Exists(
+        Block.objects.filter(chain=chain, number=OuterRef("block_number"), hash=OuterRef("block_hash"))
     )
-    with transaction.atomic():
-        rows = list(ready.select_for_update().values_list("pk", "payment_request_id"))
-        Transfer.objects.filter(pk__in=[pk for pk, _ in rows]).update(
-            state=TransferState.CONFIRMED, confirmed_at=now, confirmed_head_block=head
-        )
-        touched = {request_id for _, request_id in rows if request_id is not None}
-        _mark_pending(touched)
+    ready = Transfer.objects.filter(chain=chain, state=TransferState.SEEN, block_number__lte=depth_ok).filter(
+        Q(block_number__lt=floor) | on_header_chain
+    )
+    rows = list(ready.select_for_update().values_list("pk", "payment_request_id"))
+    Transfer.objects.filter(pk__in=[pk for pk, _ in rows]).update(
+        state=TransferState.CONFIRMED, confirmed_at=now, confirmed_head_block=head
+    )
+    touched = {request_id for _, request_id in rows if request_id is not None}
+    _mark_pending(touched)
     return touched
 
 
-def _prune_blocks(chain: Chain, head: BlockRef) -> None:
-    """Keep the blocks that still matter: the newest tip, blocks of transfers inside the window, and the
-    block of every transfer still unconfirmed however deep (a transfer is confirmed only in a block
-    whose hash was re-checked, so a payment first seen after a long outage must keep its block)."""
-    floor = head.number - reorg_window(chain)
-    with_transfers = Transfer.objects.filter(chain=chain, block_number__gte=floor).values("block_number")
-    unconfirmed = Transfer.objects.filter(chain=chain, state=TransferState.SEEN).values("block_number")
-    blocks = Block.objects.filter(chain=chain).exclude(number__in=unconfirmed)
-    newest = blocks.order_by("-number").values_list("number", flat=True).first()
-    if newest is None:
-        return
-    blocks.exclude(number=newest).exclude(number__in=with_transfers).delete()
-    blocks.filter(number__lt=floor).exclude(number=newest).delete()
-
-
 def scan_chain(*, chain: Chain, reader: ChainReader, now: datetime | None = None) -> ScanResult:
-    """One pass over one chain: check the hashes we rely on, roll back a reorg, read new blocks, confirm."""
+    """One pass over one chain: link the head to the header chain (rolling back a reorg), read the new
+    blocks, confirm what is deep enough and reconcile: what is final now is final after this one pass."""
     now = now or timezone.now()
     result = ScanResult(chain_id=chain.chain_id)
-    stored = dict(Block.objects.filter(chain=chain).values_list("number", "hash"))
-    head, known = reader.snapshot(sorted(stored))
-    result.head = head.number
-    cursor = _ensure_cursor(chain, head)
-    if head.number < cursor.scanned_block:
-        raise ChainError(f"the node's head {head.number} is behind block {cursor.scanned_block}, already scanned")
-    if any(known.get(n) is None for n in stored if n <= head.number):
-        raise ChainError("the node has no block at a height below its own head")
-    fork = _fork_point(stored, known)
-    if fork is not None:
-        result.reorg_depth = head.number - fork + 1
-        result.orphaned, touched = _rollback(chain, fork, _rescan_from(chain, stored, fork))
-        result.touched |= touched
-    verified = {n for n in stored if fork is None or n < fork}
+    headers = _advance_headers(chain, reader, result)
+    if headers is None:
+        return result
     tokens = {t.address.lower(): t for t in Token.objects.filter(chain=chain)}
     if tokens:
-        _scan_range(chain, reader, tokens, head, result, now)
+        _scan_range(chain, reader, tokens, headers, result.head, result, now)
     else:
-        Cursor.objects.filter(chain=chain).update(scanned_block=head.number)
-        result.scanned = head.number
-    # The tip just read agrees with this pass's own head (the hits there were checked against it):
-    # a chain with confirmations = 1 pays in the same pass.
-    if Block.objects.filter(chain=chain, number=head.number, hash=head.hash).exists():
-        verified.add(head.number)
+        Cursor.objects.filter(chain=chain).update(scanned_block=result.head)
+        result.scanned = result.head
     # Every request whose transfers changed was flagged in the same transaction as the change, so a
     # worker killed before this point leaves the flags behind and the next pass reconciles them. The
     # confirmations and the reconciliations commit together: one commit per pass, not one per request.
-    depth_ok = _confirmed_depth(chain, reader, head)
+    depth_ok = _confirmed_depth(chain, reader, result.head)
     with transaction.atomic():
-        result.touched |= _confirm(chain, depth_ok, verified, head.number, now)
+        result.touched |= _confirm(chain, depth_ok, result.head, now)
         pending = PaymentRequest.objects.filter(reconcile_pending=True).order_by().values_list("pk", flat=True)
         services.payment_requests_reconcile(request_ids=list(pending), now=now)
-    _prune_blocks(chain, head)
-    Cursor.objects.filter(chain=chain).update(head_block=head.number, last_scan_at=now, last_error=result.warning)
+    Cursor.objects.filter(chain=chain).update(head_block=result.head, last_scan_at=now, last_error=result.warning)
     return result
 
 

@@ -5,11 +5,14 @@ another node reports the same log (CONTRACT §3). One node's word is not enough.
 - the other node has the same block (same hash) but not the log: refused, never credited;
 - the other node is behind, on another fork at that height, or not answering: undecided, so the
   watcher stops the range just before that block and asks again on the next pass (nothing is lost).
+
+A one-block range is asked of the other node by its block hash (EIP-234), so its answer is about the
+very block the watcher read: one call when it agrees, a second only to tell a lie from a lagging node.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -20,6 +23,10 @@ class SecondSource(Protocol):
     def second_opinion(
         self, tokens: Sequence[str], from_block: int, to_block: int, heights: Sequence[int]
     ) -> tuple[int, list[TransferLog], dict[int, BlockRef | None]]: ...
+
+    def second_opinion_at(
+        self, tokens: Sequence[str], block: BlockRef, expected: Collection[tuple[str, int]]
+    ) -> tuple[list[TransferLog], bool]: ...
 
 
 @dataclass
@@ -46,13 +53,26 @@ def _same(a: TransferLog, b: TransferLog) -> bool:
 
 
 def corroborate(
-    source: SecondSource, tokens: Sequence[str], from_block: int, to_block: int, hits: Sequence[TransferLog]
+    source: SecondSource,
+    tokens: Sequence[str],
+    from_block: int,
+    to_block: int,
+    hits: Sequence[TransferLog],
+    *,
+    block: BlockRef | None = None,
 ) -> Verdict:
+    """The verdict on `hits`, read from the range [from_block, to_block]; with `block` (a range of that
+    one block), the second source is asked for that block by its hash: one call in the usual case."""
     if not hits:
         return Verdict()
     heights = sorted({hit.block_number for hit in hits})
+    blocks: dict[int, BlockRef | None]
     try:
-        head, logs, blocks = source.second_opinion(tokens, from_block, to_block, heights)
+        if block is not None:
+            logs, known = source.second_opinion_at(tokens, block, [_key(hit) for hit in hits])
+            head, blocks = (block.number, {block.number: block}) if known else (-1, {})
+        else:
+            head, logs, blocks = source.second_opinion(tokens, from_block, to_block, heights)
     except ChainError as exc:
         return Verdict(wait_from=heights[0], reason=f"no second source answered: {exc}")
     theirs = {_key(log): log for log in logs}

@@ -14,9 +14,12 @@ Keep = Callable[[set[str]], Collection[str]]
 
 @dataclass(frozen=True, slots=True)
 class BlockRef:
+    """A block header as the watcher keeps it: enough to link a chain of headers by parent hash."""
+
     number: int
     hash: str
     timestamp: int  # unix seconds
+    parent_hash: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,17 +50,30 @@ class RangeTooLarge(ChainError):
 
 
 class ChainReader(Protocol):
-    def snapshot(self, numbers: Sequence[int]) -> tuple[BlockRef, Mapping[int, BlockRef | None]]:
-        """The head block and the blocks at the given heights (None where the node has none), in one call."""
+    """What the watcher asks a node. Each method's docstring says what a provider bills for it."""
+
+    def head(self) -> BlockRef:
+        """The latest block's header: one call."""
         ...
 
-    def blocks(self, numbers: Sequence[int]) -> Mapping[int, BlockRef | None]: ...
+    def blocks(self, numbers: Sequence[int]) -> Mapping[int, BlockRef | None]:
+        """The headers at the given heights (None where the node has none): one call per height."""
+        ...
 
-    def finalized(self) -> BlockRef | None: ...
+    def finalized(self) -> BlockRef | None:
+        """The header under the finalized tag: one call."""
+        ...
 
     def transfer_logs(
         self, tokens: Sequence[str], from_block: int, to_block: int, keep: Keep | None = None
-    ) -> list[TransferLog]:
+    ) -> tuple[list[TransferLog], BlockRef]:
         """Every Transfer log of the given token contracts in the range (only those paying an address
-        `keep` picks, when given), in one eth_getLogs."""
+        `keep` picks, when given), and the header of `to_block` from the same node: two calls."""
+        ...
+
+    def block_transfer_logs(
+        self, tokens: Sequence[str], block: BlockRef, keep: Keep | None = None
+    ) -> list[TransferLog]:
+        """The Transfer logs of exactly that block, asked by its hash (EIP-234): one call. A node that
+        does not have that block answers an error, never another block's logs."""
         ...

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -53,7 +53,10 @@ def decode_block(raw: Any) -> BlockRef | None:
     if not isinstance(raw, dict):
         raise ChainError("malformed block")
     return BlockRef(
-        number=_hex_int(raw.get("number")), hash=_hash32(raw.get("hash")), timestamp=_hex_int(raw.get("timestamp"))
+        number=_hex_int(raw.get("number")),
+        hash=_hash32(raw.get("hash")),
+        timestamp=_hex_int(raw.get("timestamp")),
+        parent_hash=_hash32(raw.get("parentHash")),
     )
 
 
@@ -117,11 +120,13 @@ class RpcChainReader:
         self.urls = list(urls)
         self.timeout = timeout
         self.session = session or requests.Session()
-        self.calls = 0  # HTTP requests sent, for the benchmarks and the tests
+        self.calls = 0  # JSON-RPC calls sent, each element of a batch counted, as providers bill them
+        self.http_requests = 0
         self.last_url = self.urls[0]  # the URL that gave the last answer
 
     def _post(self, url: str, payload: Any) -> Any:
-        self.calls += 1
+        self.calls += len(payload) if isinstance(payload, list) else 1
+        self.http_requests += 1
         try:
             response = self.session.post(
                 url, data=json.dumps(payload), timeout=self.timeout, headers={"Content-Type": "application/json"}
@@ -183,24 +188,21 @@ class RpcChainReader:
     def batch(self, calls: Sequence[tuple[str, list[Any]]], urls: Sequence[str] | None = None) -> list[Any]:
         return list(self._each_url(self._payload(calls), lambda answer: self._batch_results(answer, len(calls)), urls))
 
-    def snapshot(self, numbers: Sequence[int]) -> tuple[BlockRef, Mapping[int, BlockRef | None]]:
-        calls = [("eth_getBlockByNumber", ["latest", False])]
-        calls += [("eth_getBlockByNumber", [hex(n), False]) for n in numbers]
-        results = self.batch(calls)
-        head = decode_block(results[0])
+    def head(self) -> BlockRef:
+        head = decode_block(self.call("eth_getBlockByNumber", ["latest", False]))
         if head is None:
             raise ChainError("the node has no latest block")
-        known = {n: decode_block(r) for n, r in zip(numbers, results[1:], strict=True)}
-        for n, block in known.items():
-            if block is not None and block.number != n:
-                raise ChainError(f"asked for block {n}, got {block.number}")
-        return head, known
+        return head
 
     def blocks(self, numbers: Sequence[int]) -> Mapping[int, BlockRef | None]:
         if not numbers:
             return {}
         results = self.batch([("eth_getBlockByNumber", [hex(n), False]) for n in numbers])
-        return {n: decode_block(r) for n, r in zip(numbers, results, strict=True)}
+        known = {n: decode_block(r) for n, r in zip(numbers, results, strict=True)}
+        for n, block in known.items():
+            if block is not None and block.number != n:
+                raise ChainError(f"asked for block {n}, got {block.number}")
+        return known
 
     def finalized(self) -> BlockRef | None:
         return decode_block(self.call("eth_getBlockByNumber", ["finalized", False]))
@@ -218,43 +220,94 @@ class RpcChainReader:
 
     def transfer_logs(
         self, tokens: Sequence[str], from_block: int, to_block: int, keep: Keep | None = None
-    ) -> list[TransferLog]:
+    ) -> tuple[list[TransferLog], BlockRef]:
         """The range's Transfer logs, from a node that has the range's last block: the same batch asks
         for that block, and a node without it (behind the others) is passed over, since its answer
         would silently lack the blocks it has not seen (found by the fault suite, tests/chaos)."""
         calls = [("eth_getLogs", self._logs_params(tokens, from_block, to_block))]
         calls.append(("eth_getBlockByNumber", [hex(to_block), False]))
 
-        def handle(answer: Any) -> Any:
+        def handle(answer: Any) -> tuple[Any, BlockRef]:
             logs, last = self._batch_results(answer, len(calls))
-            if decode_block(last) is None:
+            tip = decode_block(last)
+            if tip is None:
                 raise ChainError(f"the node has no block {to_block} yet")
-            return logs
+            if tip.number != to_block:
+                raise ChainError(f"asked for block {to_block}, got {tip.number}")
+            return logs, tip
 
         try:
-            logs = self._each_url(self._payload(calls), handle)
+            logs, tip = self._each_url(self._payload(calls), handle)
         except ChainError as exc:
             if str(exc).count("ReadTimeout") == len(self.urls):  # every node timed out: ask for less
                 raise RangeTooLarge(f"getLogs timed out on every node: {exc}") from exc
             raise
-        return self._in_range(decode_transfer_logs(logs, keep), from_block, to_block)
+        return self._in_range(decode_transfer_logs(logs, keep), from_block, to_block), tip
+
+    def block_transfer_logs(
+        self, tokens: Sequence[str], block: BlockRef, keep: Keep | None = None
+    ) -> list[TransferLog]:
+        logs = self._each_url(
+            {"jsonrpc": "2.0", "id": 1, "method": "eth_getLogs", "params": self._block_logs_params(tokens, block)},
+            self._result,
+        )
+        return self._in_block(decode_transfer_logs(logs, keep), block)
+
+    @staticmethod
+    def _block_logs_params(tokens: Sequence[str], block: BlockRef) -> list[Any]:
+        return [{"address": list(tokens), "topics": [TRANSFER_TOPIC], "blockHash": block.hash}]
+
+    @staticmethod
+    def _in_block(decoded: list[TransferLog], block: BlockRef) -> list[TransferLog]:
+        for log in decoded:
+            if (log.block_number, log.block_hash) != (block.number, block.hash):
+                raise ChainError(f"log of block {log.block_number} in the answer for block {block.number}")
+        return decoded
+
+    def _others(self) -> list[str]:
+        others = [url for url in self.urls if url != self.last_url]
+        if not others:
+            raise ChainError("no second RPC source is configured")
+        return others
 
     def second_opinion(
         self, tokens: Sequence[str], from_block: int, to_block: int, heights: Sequence[int]
     ) -> tuple[int, list[TransferLog], dict[int, BlockRef | None]]:
         """Another URL's head, logs for the range and blocks at `heights`, in one batch (ChainError if none)."""
-        others = [url for url in self.urls if url != self.last_url]
-        if not others:
-            raise ChainError("no second RPC source is configured")
         calls = [("eth_blockNumber", []), ("eth_getLogs", self._logs_params(tokens, from_block, to_block))]
         calls += [("eth_getBlockByNumber", [hex(n), False]) for n in heights]
         primary = self.last_url
         try:
-            results = self.batch(calls, urls=others)
+            results = self.batch(calls, urls=self._others())
         finally:
             self.last_url = primary
         logs = self._in_range(decode_transfer_logs(results[1]), from_block, to_block)
         return _hex_int(results[0]), logs, {n: decode_block(r) for n, r in zip(heights, results[2:], strict=True)}
+
+    def second_opinion_at(
+        self, tokens: Sequence[str], block: BlockRef, expected: Collection[tuple[str, int]]
+    ) -> tuple[list[TransferLog], bool]:
+        """Another URL's logs of exactly `block` (by its hash: one call), and whether that node has the
+        block. Only when a log in `expected` (tx hash, log index) is missing from its answer is the
+        block itself asked for, since some nodes answer an unknown block hash with no logs."""
+        primary = self.last_url
+        try:
+            others = self._others()
+            payload = {"jsonrpc": "2.0", "id": 1, "method": "eth_getLogs"}
+            logs = self._in_block(
+                decode_transfer_logs(
+                    self._each_url({**payload, "params": self._block_logs_params(tokens, block)}, self._result, others)
+                ),
+                block,
+            )
+            if set(expected) <= {(log.tx_hash, log.log_index) for log in logs}:
+                return logs, True
+            header = self._each_url(
+                {**payload, "method": "eth_getBlockByHash", "params": [block.hash, False]}, self._result, others
+            )
+            return logs, decode_block(header) is not None
+        finally:
+            self.last_url = primary
 
     @staticmethod
     def _in_range(decoded: list[TransferLog], from_block: int, to_block: int) -> list[TransferLog]:

@@ -330,17 +330,15 @@ def test_a_transfer_re_included_at_another_log_index_is_counted_once(
 def test_a_transfer_a_reorg_moves_below_its_old_block_is_found(
     local_chain: LocalChain, request_: PaymentRequest
 ) -> None:
-    """Found by the fault suite (tests/chaos): the watcher keeps only some block hashes (blocks with
-    transfers, and its last tip), so the lowest stored hash that changed is not the fork point: the
-    chain may have forked lower, in blocks it never stored. A payment re-included there, below its old
-    block, was lost (orphaned, never rescanned): the rescan must start above the highest stored block
-    that still matches."""
+    """Found by the fault suite (tests/chaos), when the watcher kept only some block hashes: the chain
+    may fork below the payment's block, and a payment re-included there, below its old block, was lost
+    (orphaned, never rescanned). The header chain finds the exact common ancestor and rescans from it."""
     local_chain.mine(4)
     local_chain.scan()  # stores the tip, below the payment's block
     raw, tx = send_raw_transfer(local_chain, request_.pay_to, DUE)
     mined_in = block_of(local_chain, tx)
-    local_chain.mine(2)
-    local_chain.scan()  # stores the payment's block and the new tip
+    local_chain.mine(1)
+    local_chain.scan()  # the payment's block is on the header chain, 2 confirmations of 3
     assert state(request_) == ("confirming", "")
 
     # Replace the payment's block, the two below it (never stored) and the two above: it lands lower.

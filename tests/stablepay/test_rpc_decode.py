@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from stablepay.chain import devchain
-from stablepay.chain.reader import TRANSFER_TOPIC, ChainError
+from stablepay.chain.reader import TRANSFER_TOPIC, BlockRef, ChainError
 from stablepay.chain.rpc import RpcChainReader, decode_transfer_logs
 from tests.support.services import Anvil
 
@@ -16,7 +16,8 @@ def test_hand_decoder_matches_web3(anvil: Anvil) -> None:
     devchain.mint(w3, token, devchain.dev_account(1).address, 10**12)
     devchain.transfer(w3, token, devchain.dev_account(2).address, 123_456_789)
     reader = RpcChainReader([anvil.url])
-    logs = reader.transfer_logs([token], 0, w3.eth.block_number)
+    logs, tip = reader.transfer_logs([token], 0, w3.eth.block_number)
+    assert tip.number == w3.eth.block_number and tip.hash == w3.eth.get_block("latest")["hash"].to_0x_hex()
     contract = devchain.token_contract(w3, token)
     expected = [
         contract.events.Transfer().process_log(raw) for raw in w3.eth.get_logs({"address": token, "fromBlock": 0})
@@ -25,6 +26,24 @@ def test_hand_decoder_matches_web3(anvil: Anvil) -> None:
         (e["args"]["from"].lower(), e["args"]["to"].lower(), e["args"]["value"]) for e in expected
     ]
     assert all(log.block_timestamp for log in logs)
+    # The same logs asked block by block, by hash (EIP-234): one call each, the same decoding.
+    by_hash = []
+    for number in sorted({log.block_number for log in logs}):
+        (header,) = reader.blocks([number]).values()
+        assert header is not None
+        by_hash += reader.block_transfer_logs([token], header)
+    assert by_hash == logs
+
+
+def test_logs_by_hash_of_a_block_the_node_lacks_are_an_error(anvil: Anvil) -> None:
+    reader = RpcChainReader([anvil.url])
+    head = reader.head()
+    gone = BlockRef(head.number, "0x" + "ab" * 32, head.timestamp, head.parent_hash)
+    with pytest.raises(ChainError, match="unknown block"):
+        reader.block_transfer_logs(["0x" + "11" * 20], gone)
+    before = reader.calls
+    reader.blocks([0, 1])
+    assert reader.calls - before == 2  # a batch is billed per call in it
 
 
 @pytest.mark.parametrize(
@@ -48,7 +67,7 @@ def test_malformed_logs_discard_the_answer(raw: object) -> None:
 def test_unreachable_nodes_fail_over_then_error() -> None:
     reader = RpcChainReader(["http://127.0.0.1:9", "http://127.0.0.1:10"], timeout=1)
     with pytest.raises(ChainError, match=r"127\.0\.0\.1:9.*127\.0\.0\.1:10"):
-        reader.snapshot([])
+        reader.head()
 
 
 def _transfer_log(to: str, *, data: str = "0x" + "0" * 63 + "5") -> dict[str, object]:

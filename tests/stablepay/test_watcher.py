@@ -116,14 +116,18 @@ def test_a_worker_killed_while_reconciling_loses_nothing(
     monkeypatch.setattr(services, "payment_requests_reconcile", dies_on_first_and_third_call)
     local_chain.pay(request.pay_to, 100_000_000)
     with pytest.raises(SystemExit):
-        local_chain.scan()  # dies reconciling the new range: the range rolls back, the cursor stays
-    assert not Transfer.objects.exists() and local_chain.chain.cursor.scanned_block == scanned
+        local_chain.scan()  # the range commits with the request flagged, then it dies reconciling
+    assert Transfer.objects.get().state == "seen" and local_chain.chain.cursor.scanned_block > scanned
+    assert status(request) == ("open", "")
+    assert PaymentRequest.objects.filter(pk=request.pk, reconcile_pending=True).exists()
+    local_chain.scan()  # no new block: the flag alone brings the request up to date
+    assert status(request) == ("confirming", "")
     local_chain.mine(3)
     with pytest.raises(SystemExit):
-        local_chain.scan()  # the range commits (seen, confirming), then it dies in the confirmation phase
+        local_chain.scan()  # dies in the pass's last transaction: the confirmation rolls back with it
     assert Transfer.objects.get().state == "seen"
     assert status(request) == ("confirming", "")
-    local_chain.scan()  # the block is re-checked, the transfer confirmed, the request paid
+    local_chain.scan()  # the transfer confirmed, the request paid
     assert status(request) == ("paid", "")
     assert Transfer.objects.get().state == "confirmed"
     assert not PaymentRequest.objects.filter(reconcile_pending=True).exists()
