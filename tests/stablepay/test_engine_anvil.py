@@ -7,9 +7,9 @@ Time moves with `now=` (the scan's and the expiry sweep's clock); a transfer's o
 timestamp, which anvil takes from the wall clock. Reorgs are real `anvil_reorg` calls: the replaced
 blocks keep their heights and change their hashes.
 
-The watcher confirms a transfer only in a block whose hash it re-checked on a later pass, so most
-tests use `settle()` (mine, then scan until nothing changes) rather than exact pass counts; the
-exact-payment test asserts the precise progression block by block.
+Most tests use `settle()` (mine, then scan until nothing changes); the exact-payment test asserts the
+precise progression block by block, and tests/stablepay/test_one_pass.py holds the watcher to reaching
+each final status in exactly one `stablepay_scan --once` pass.
 """
 
 from __future__ import annotations
