@@ -35,6 +35,7 @@ BENCHMARKS = {
     "P4": "checkout_api",
     "P5": "reconcile_scale",
     "P6": "memory",
+    "P7": "load",
 }
 
 
