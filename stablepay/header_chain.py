@@ -40,6 +40,13 @@ def tip_of(headers: Mapping[int, BlockRef]) -> BlockRef | None:
     return headers[max(headers)] if headers else None
 
 
+def moved(chain: Chain, since: Mapping[int, BlockRef]) -> bool:
+    """Whether the stored tip is no longer the one of `since` (another scanner stored headers)."""
+    tip = Block.objects.filter(chain=chain).order_by("-number").values_list("number", "hash").first()
+    was = tip_of(since)
+    return tip != ((was.number, was.hash) if was is not None else None)
+
+
 def advance(stored: Mapping[int, BlockRef], head: BlockRef, reader: ChainReader, *, window: int, floor: int) -> Advance:
     """Link `head` to the stored headers. `floor` is the lowest height worth a header (the chain's first
     scanned block); only the top `window` heights are kept."""

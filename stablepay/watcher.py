@@ -122,7 +122,7 @@ def _advance_headers(chain: Chain, reader: ChainReader, result: ScanResult) -> d
         fork = _first_disagreement(chain, step.new)
     with transaction.atomic():
         Cursor.objects.select_for_update().get(chain=chain)
-        if header_chain.tip_of(header_chain.stored(chain)) != header_chain.tip_of(stored):
+        if header_chain.moved(chain, stored):
             logger.info("chain %s: another scanner moved the header chain; yielding", chain.chain_id)
             return None
         if fork is not None:
