@@ -125,7 +125,8 @@ def looks_random(value: str) -> bool:
     if re.fullmatch(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+", value) and not value.startswith("gAAAA"):
         return False  # a.module.path or file.name
     residual = ASCENDING_RUN.sub("", value)
-    parts = [p for p in re.split(r"[-_/.]", residual) if not re.fullmatch(r"[a-z]+|[A-Z][a-z]+|[a-z]?[0-9]{1,4}", p)]
+    words = r"[a-z]+|(?:[A-Z][a-z]+)+|[A-Z]+|[a-z]?[0-9]{1,4}|[A-Z]+=[0-9]{1,4}"  # words, CamelCase, NAME=1
+    parts = [p for p in re.split(r"[-_/.]", residual) if not re.fullmatch(words, p)]
     residual = "".join(parts)
     if len(residual) < 16:
         return False
