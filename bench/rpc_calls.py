@@ -1,179 +1,484 @@
-"""P1, RPC calls per scan tick: the production watcher (`scan_chain`) against a real anvil.
+"""P1, JSON-RPC calls per new block (issue 14): the watcher (`scan_chain`) against the pre-issue-14
+design (bench/baseline_scan.py), both on the same real anvil, through one counting proxy.
 
-One registered token; N open requests (N = 1, 1,000, 100,000), bulk-inserted with random deposit
-addresses. For each N:
+Counting is what a provider bills: every JSON-RPC call that crosses the wire, each element of a batch
+once, by method (bench/rpc_counter.py, in its own process, between the scanners and anvil). Block
+production and payments go to anvil directly and are not counted.
 
-- steady state: TICKS ticks, one block mined before each (one of them carries a real transfer to a
-  watched address), HTTP requests counted with `RpcChainReader.calls`;
-- catch-up: B = 5,000 blocks mined at once, the cursor's chunk reset to the model default, then
-  passes until the cursor reaches the head;
-- baseline, per-address polling: one `balanceOf` eth_call per open request per tick. Its count is N
-  by construction; one such tick is timed at N = 1 and N = 1,000, and the time at N = 100,000 is
-  extrapolated from N = 1,000 (not measured).
+Workload: one registered token, confirmations 3. For each number of open requests N = 1, 1,000,
+100,000 (bulk-inserted rows; the baseline watches the same addresses in memory) and each number of
+payments per block k = 0, 1, 10 (real ERC-20 transfers from dev accounts to watched deposit addresses,
+sent with automine off, then `evm_mine`):
+
+- warm-up: WINDOW = 128 blocks with k payments each, so every measured block has k payments in every
+  one of the last 128 blocks, then passes until both cursors reach the head (not measured);
+- measured: BLOCKS = 200 blocks with k payments each, one pass of each design after each block (as
+  with 1 s blocks), the baseline first, then the new design; calls per new block: median, max and the
+  mean per method;
+- after k = 1 and k = 10, QUIET = 20 blocks without payments (new blocks without payments, after
+  blocks with payments), measured the same way.
+
+At N = 100,000, right after the k = 10 blocks: three more blocks of 10 payments, scanned, then
+`anvil_reorg` depth 3 replacing them with blocks that re-include 5 of each block's 10 payments (the
+other 5 senders' are dropped): the calls of the pass that handles it. Last, a catch-up: 5,000 empty
+blocks mined at once, then passes until each design's cursor reaches the head (each design keeps the
+chunk size its own history gave it).
 
 Django runs on a throwaway SQLite database under bench/results/tmp/, so no server is needed.
 """
 
 from __future__ import annotations
 
-import math
 import random
+import statistics
 import time
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from bench import fixtures
+from bench.baseline_scan import BaselineScanner
+from bench.rpc_counter import Proxy, running
 
 NS = (1, 1_000, 100_000)
-TICKS = 20
+KS = (0, 1, 10)
+WINDOW = 128
+BLOCKS = 200
+QUIET = 20
+REORG_DEPTH = 3
+REORG_KEPT = 5  # senders whose payments the reorg re-includes
 CATCH_UP_BLOCKS = 5_000
-BALANCE_OF = "0x70a08231"
+MINE_BATCH = 500
+MAX_CATCH_UP_PASSES = 100
+CONFIRMATIONS = 3
+AMOUNT = 1_000  # base units per payment: far below the amount due, so every request stays open
+SENDERS = 10
+TRANSFER_SELECTOR = "0xa9059cbb"
 
 
-def anvil_mine(url: str, blocks: int) -> None:
-    import requests
-
-    body: dict[str, Any] = {"jsonrpc": "2.0", "id": 1, "method": "anvil_mine", "params": [hex(blocks)]}
-    answer = requests.post(url, json=body, timeout=300).json()
-    if "error" in answer:
-        raise RuntimeError(f"anvil_mine: {answer['error']}")
+def _limit(k: int) -> int:
+    """The issue's target per new block: 2 calls without new payments, 3 with them."""
+    return 3 if k else 2
 
 
-def _polling_tick(reader: Any, token: str, addresses: list[str]) -> tuple[int, float]:
-    """The baseline: one balanceOf eth_call per open request; (HTTP requests, seconds)."""
-    before, t0 = reader.calls, time.perf_counter()
-    for address in addresses:
-        data = BALANCE_OF + "0" * 24 + address[2:]
-        reader.call("eth_call", [{"to": token, "data": data}, "latest"])
-    return reader.calls - before, time.perf_counter() - t0
+class Pass:
+    """One scan pass of one design, as the proxy counted it."""
+
+    def __init__(self, http: int, methods: Counter[str], seconds: float, recorded: int | None, info: dict[str, Any]):
+        self.http, self.methods, self.seconds, self.recorded, self.info = http, methods, seconds, recorded, info
+
+    @property
+    def calls(self) -> int:
+        return sum(self.methods.values())
+
+
+class Harness:
+    def __init__(self, anvil: Any, proxy: Proxy, token: str, chain: Any, scan_new: Callable[[], Any]) -> None:
+        self.anvil, self.proxy, self.token, self.chain = anvil, proxy, token, chain
+        self.scan_new = scan_new
+        self.rng = random.Random(14)
+        self.addresses: list[str] = []
+        self.watched: set[str] = set()
+        self.baseline = BaselineScanner(proxy.url, [token], self.watched, confirmations=CONFIRMATIONS)
+        self.new_error: str | None = None
+        self.mismatch = 0  # baseline passes whose own count differs from the proxy's (should stay 0)
+        self.senders = [_dev_address(i) for i in range(SENDERS)]
+        import requests
+
+        self.session = requests.Session()
+
+    # the chain ------------------------------------------------------------------------------------
+    def _anvil_batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        payload: Any = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
+        answer = self.session.post(self.anvil.url, json=payload, timeout=60).json()
+        errors = [a["error"] for a in answer if "error" in a]
+        if errors:
+            raise RuntimeError(f"anvil: {errors[0]}")
+        return [a["result"] for a in sorted(answer, key=lambda a: a["id"])]
+
+    def payees(self, k: int) -> list[str]:
+        return [self.rng.choice(self.addresses) for _ in range(k)]
+
+    def block(self, k: int) -> None:
+        """Mine one block holding k payments to watched deposit addresses (one per dev account)."""
+        if k:
+            txs = [
+                {"from": sender, "to": self.token, "data": _transfer_data(to), "gas": "0x186a0"}
+                for sender, to in zip(self.senders, self.payees(k), strict=False)
+            ]
+            self._anvil_batch([("eth_sendTransaction", [tx]) for tx in txs])
+        self.anvil.rpc("evm_mine")
+
+    def head(self) -> int:
+        return int(self.anvil.rpc("eth_blockNumber"), 16)
+
+    # the scanners -----------------------------------------------------------------------------------
+    def _counted(self, run: Callable[[], Any]) -> tuple[Any, int, Counter[str], float]:
+        http0, methods0 = self.proxy.counts()
+        t0 = time.perf_counter()
+        result = run()
+        seconds = time.perf_counter() - t0
+        http1, methods1 = self.proxy.counts()
+        return result, http1 - http0, methods1 - methods0, seconds
+
+    def pass_baseline(self) -> Pass:
+        result, http, methods, seconds = self._counted(self.baseline.scan)
+        if methods != result.calls or http != result.http:
+            self.mismatch += 1
+        info = {"reorg_depth": result.reorg_depth, "orphaned": result.orphaned, "scanned": result.scanned}
+        return Pass(http, methods, seconds, result.recorded, info)
+
+    def pass_new(self) -> Pass | None:
+        if self.new_error is not None:
+            return None
+        try:
+            result, http, methods, seconds = self._counted(self.scan_new)
+        except Exception as exc:  # the new design is being rewritten: report, keep measuring the baseline
+            self.new_error = f"{exc.__class__.__name__}: {exc}"[:500]
+            print(f"[P1] the new design failed, measuring the baseline only from here: {self.new_error}", flush=True)
+            return None
+        info = {key: getattr(result, key, None) for key in ("reorg_depth", "orphaned", "scanned", "head")}
+        return Pass(http, methods, seconds, getattr(result, "recorded", None), info)
+
+    def both(self) -> tuple[Pass, Pass | None]:
+        return self.pass_baseline(), self.pass_new()
+
+    def new_scanned(self, p: Pass | None) -> int:
+        if p is not None and isinstance(p.info.get("scanned"), int):
+            return int(p.info["scanned"])
+        from stablepay.models import Cursor
+
+        return int(Cursor.objects.get(chain=self.chain).scanned_block)
+
+    def catch_up_both(self) -> dict[str, Any]:
+        """Passes of each design until its cursor reaches the head: calls, passes, seconds."""
+        head, out = self.head(), {}
+        base: list[Pass] = []
+        while not base or base[-1].info["scanned"] < head:
+            base.append(self.pass_baseline())
+            if len(base) >= MAX_CATCH_UP_PASSES:
+                break
+        out["baseline"] = _catch_up_summary(base, head, base[-1].info["scanned"])
+        new: list[Pass] = []
+        while self.new_error is None:
+            p = self.pass_new()
+            if p is None:
+                break
+            new.append(p)
+            if self.new_scanned(p) >= head or len(new) >= MAX_CATCH_UP_PASSES:
+                break
+        if new and self.new_error is None:
+            out["new"] = _catch_up_summary(new, head, self.new_scanned(new[-1]))
+        return out
+
+
+def _dev_address(i: int) -> str:
+    from stablepay.chain import devchain
+
+    return str(devchain.dev_account(i).address)
+
+
+def _transfer_data(to: str, amount: int = AMOUNT) -> str:
+    return TRANSFER_SELECTOR + to[2:].lower().rjust(64, "0") + format(amount, "064x")
+
+
+def _catch_up_summary(passes: list[Pass], head: int, scanned: int) -> dict[str, Any]:
+    methods: Counter[str] = Counter()
+    for p in passes:
+        methods += p.methods
+    return {
+        "calls": sum(methods.values()),
+        "methods": dict(methods),
+        "http": sum(p.http for p in passes),
+        "passes": len(passes),
+        "seconds": round(sum(p.seconds for p in passes), 3),
+        "reached_head": scanned >= head,
+    }
+
+
+def _stats(passes: list[Pass], expected: int) -> dict[str, Any]:
+    calls = [p.calls for p in passes]
+    methods: Counter[str] = Counter()
+    for p in passes:
+        methods += p.methods
+    worst = max(passes, key=lambda p: p.calls)
+    recorded = [p.recorded for p in passes]
+    return {
+        "blocks": len(passes),
+        "median": statistics.median(calls),
+        "max": max(calls),
+        "min": min(calls),
+        "mean": round(statistics.fmean(calls), 2),
+        "histogram": {str(c): n for c, n in sorted(Counter(calls).items())},
+        "per_method_mean": {m: round(n / len(passes), 2) for m, n in sorted(methods.items())},
+        "max_pass_methods": dict(sorted(worst.methods.items())),
+        "http_median": statistics.median(p.http for p in passes),
+        "median_pass_ms": round(statistics.median(p.seconds for p in passes) * 1000, 1),
+        "recorded": sum(r for r in recorded if r is not None) if all(r is not None for r in recorded) else None,
+        "expected_recorded": expected,
+    }
+
+
+def _transfer_count() -> int | None:
+    try:
+        from stablepay.models import Transfer
+
+        return int(Transfer.objects.count())
+    except Exception:  # the model may be changing under the rewrite
+        return None
+
+
+def _measure(h: Harness, n: int, k: int, phase: str, blocks: int) -> dict[str, Any]:
+    base: list[Pass] = []
+    new: list[Pass] = []
+    rows_before = _transfer_count()
+    for _ in range(blocks):
+        h.block(k if phase == "steady" else 0)
+        b, p = h.both()
+        base.append(b)
+        if p is not None:
+            new.append(p)
+    rows_after = _transfer_count()
+    paid = k * blocks if phase == "steady" else 0
+    cell: dict[str, Any] = {"n": n, "k": k, "phase": phase, "limit": _limit(k if phase == "steady" else 0)}
+    cell["baseline"] = _stats(base, paid)
+    if len(new) == blocks:
+        cell["new"] = _stats(new, paid)
+        if rows_before is not None and rows_after is not None:
+            cell["new"]["transfer_rows_added"] = rows_after - rows_before
+    b = cell["baseline"]
+    line = f"[P1] N={n:,} k={k} {phase}: baseline median {b['median']:g} max {b['max']} ({b['median_pass_ms']} ms)"
+    if "new" in cell:
+        c = cell["new"]
+        line += f"; new median {c['median']:g} max {c['max']} ({c['median_pass_ms']} ms)"
+    print(line, flush=True)
+    return cell
+
+
+def _warm_up(h: Harness, k: int) -> dict[str, Any]:
+    """WINDOW blocks with k payments each, then passes of each design until it reaches the head.
+
+    Not measured: it only leaves k payments in every one of the last WINDOW blocks, and both designs'
+    state after reading them, before the measured blocks (scanning it block by block, as the measured
+    blocks are, gave the same counts in every cell and made P1 take 755 s instead of 492 s, both on the
+    same busy machine)."""
+    if k == 0:
+        h.anvil.mine(WINDOW)
+    else:
+        for _ in range(WINDOW):
+            h.block(k)
+    return {"k": k, "blocks": WINDOW, **h.catch_up_both()}
+
+
+def _reorg(h: Harness, n: int) -> dict[str, Any]:
+    """REORG_DEPTH blocks of SENDERS payments each (pre-signed), scanned by both designs; then
+    `anvil_reorg` replaces them, re-including the payments of the first REORG_KEPT senders (each in
+    its old block's place) and dropping the others'. The calls of the pass that handles it."""
+    from stablepay.chain import devchain
+
+    w3 = h.anvil.w3
+    nonces = [int(h.anvil.rpc("eth_getTransactionCount", [s, "pending"]), 16) for s in h.senders]
+    signed: list[list[str]] = []  # per block, per sender
+    for depth in range(REORG_DEPTH):
+        raws: list[str] = [
+            devchain.send_transfer_raw(w3, h.token, to, AMOUNT, sender_index=i, nonce=nonces[i] + depth)
+            for i, to in enumerate(h.payees(SENDERS))
+        ]
+        h._anvil_batch([("eth_sendRawTransaction", [raw]) for raw in raws])
+        h.anvil.rpc("evm_mine")
+        h.both()
+        signed.append(raws)
+    top = h.head()
+    hashes = [h.anvil.rpc("eth_getBlockByNumber", [hex(top - d), False])["hash"] for d in range(REORG_DEPTH)]
+    rows_before = _transfer_count()
+    kept = [(raw, offset) for offset, raws in enumerate(signed) for raw in raws[:REORG_KEPT]]
+    h.anvil.reorg(REORG_DEPTH, kept)
+    assert h.head() == top, "anvil_reorg changed the height"
+    changed = [h.anvil.rpc("eth_getBlockByNumber", [hex(top - d), False])["hash"] for d in range(REORG_DEPTH)]
+    assert all(a != b for a, b in zip(hashes, changed, strict=True)), "anvil_reorg left a block hash unchanged"
+    b, p = h.both()
+    out: dict[str, Any] = {
+        "n": n,
+        "depth": REORG_DEPTH,
+        "payments_dropped": REORG_DEPTH * (SENDERS - REORG_KEPT),
+        "payments_reincluded": REORG_DEPTH * REORG_KEPT,
+        "baseline": {
+            "calls": b.calls,
+            "methods": dict(b.methods),
+            "http": b.http,
+            "recorded": b.recorded,
+            **b.info,
+        },
+    }
+    if p is not None:
+        out["new"] = {"calls": p.calls, "methods": dict(p.methods), "http": p.http, "recorded": p.recorded, **p.info}
+        rows_after = _transfer_count()
+        if rows_before is not None and rows_after is not None:
+            out["new"]["transfer_rows_added"] = rows_after - rows_before
+        try:
+            from stablepay.models import Transfer
+
+            out["new"]["orphaned_rows"] = Transfer.objects.filter(state="orphaned").count()
+        except Exception:
+            pass
+    print(f"[P1] reorg depth {REORG_DEPTH}: baseline {b.calls} calls, new {p.calls if p else 'n/a'}", flush=True)
+    return out
 
 
 def bench() -> dict[str, Any]:
     t_start = time.monotonic()
     fixtures.setup_django(sqlite_name="p1")
-    from django.utils import timezone
 
     from stablepay.chain import devchain
-    from stablepay.chain.rpc import RpcChainReader
-    from stablepay.models import Chain, Cursor, PaymentRequest, Token, Transfer
-    from stablepay.watcher import scan_chain, watched_among
+    from stablepay.models import Chain, PaymentRequest, Token
     from tests.support.services import Anvil
 
-    rng = random.Random(1)
-    per_n: list[dict[str, Any]] = []
-    with Anvil() as anvil:
+    new_import_error = None
+    try:
+        from stablepay.chain.rpc import RpcChainReader
+        from stablepay.watcher import scan_chain
+    except Exception as exc:  # the rewrite in progress
+        new_import_error = f"{exc.__class__.__name__}: {exc}"
+
+    cells: list[dict[str, Any]] = []
+    warm_ups: list[dict[str, Any]] = []
+    with Anvil() as anvil, running(anvil.url) as proxy:
         w3 = anvil.w3
         token_address = devchain.deploy_token(w3, name="Bench HKD", symbol="BHKD", decimals=6)
-        devchain.mint(w3, token_address, devchain.dev_account(1).address, 10**15)
-        chain = Chain.objects.create(chain_id=31337, name="Bench", rpc_urls=[anvil.url], confirmations=3)
+        for i in range(SENDERS):
+            devchain.mint(w3, token_address, devchain.dev_account(i).address, 10**15)
+        anvil.set_automine(False)
+        chain = Chain.objects.create(
+            chain_id=31337, name="Bench", rpc_urls=[proxy.url], confirmations=CONFIRMATIONS, block_time_seconds=1
+        )
         token = Token.objects.create(chain=chain, address=token_address, symbol="BHKD", decimals=6, currency="HKD")
         merchant = fixtures.bench_merchant()
-        reader = RpcChainReader([anvil.url])
-        addresses: list[str] = []
-        scan_chain(chain=chain, reader=reader)  # the first pass creates the cursor at the head
+
+        reader = RpcChainReader([proxy.url]) if new_import_error is None else None
+
+        def scan_new() -> Any:
+            if reader is None:
+                raise RuntimeError(new_import_error)
+            return scan_chain(chain=chain, reader=reader)
+
+        h = Harness(anvil, proxy, token_address.lower(), chain, scan_new)
+        h.both()  # the first passes start both cursors at the head
+        reorg: dict[str, Any] = {}
+        catch_up: dict[str, Any] = {}
         for n in NS:
-            addresses += fixtures.open_requests(n - len(addresses), len(addresses), merchant, token, rng)
+            added = fixtures.open_requests(n - len(h.addresses), len(h.addresses), merchant, token, h.rng)
+            h.addresses += added
+            h.watched.update(a.lower() for a in added)
             assert PaymentRequest.objects.count() == n
-            # Steady state: a block per tick; the middle tick carries a payment to a watched address.
-            counts, tick_seconds = [], []
-            paid_before = Transfer.objects.count()
-            for tick in range(TICKS):
-                if tick == TICKS // 2:
-                    devchain.transfer(w3, token_address, addresses[rng.randrange(n)], 1_000_000)  # mines a block
-                else:
-                    anvil.rpc("evm_mine")
-                before, t0 = reader.calls, time.perf_counter()
-                scan_chain(chain=chain, reader=reader)
-                tick_seconds.append(time.perf_counter() - t0)
-                counts.append(reader.calls - before)
-            # The watcher's design choice, measured: look up one answer's recipients (1,000 here, one
-            # watched) in the database, against loading every watched address into memory each tick.
-            recipients = ["0x" + rng.randbytes(20).hex() for _ in range(999)] + [addresses[0]]
-            t0 = time.perf_counter()
-            assert len(watched_among(recipients, now=timezone.now())) == 1
-            lookup_s = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            everything = PaymentRequest.objects.filter(watch_until__gt=timezone.now()).values_list("pay_to", "pk")
-            assert len({address.lower(): pk for address, pk in everything}) == n
-            load_watched_s = time.perf_counter() - t0
-            # Baseline: per-address polling, N requests per tick; timed up to N = 1,000 only.
-            if n <= 1_000:
-                poll_calls, poll_s = _polling_tick(reader, token_address, addresses)
-                poll_measured = True
-            else:
-                poll_calls, poll_s, poll_measured = n, per_n[-1]["poll_tick_s"] * n / per_n[-1]["n"], False
-            per_n.append(
-                {
-                    "n": n,
-                    "calls_per_tick": counts,
-                    "max_calls_per_tick": max(counts),
-                    "median_tick_s": round(sorted(tick_seconds)[len(tick_seconds) // 2], 4),
-                    "payments_recorded": Transfer.objects.count() - paid_before,
-                    "lookup_1000_recipients_s": round(lookup_s, 4),
-                    "load_all_watched_s": round(load_watched_s, 4),
-                    "poll_calls_per_tick": poll_calls,
-                    "poll_tick_s": round(poll_s, 3),
-                    "poll_tick_measured": poll_measured,
-                }
+            for k in KS:
+                warm_ups.append({"n": n, **_warm_up(h, k)})
+                cells.append(_measure(h, n, k, "steady", BLOCKS))
+                if k and n == NS[-1] and k == KS[-1]:
+                    reorg = _reorg(h, n)
+                if k:
+                    cells.append(_measure(h, n, k, "quiet", QUIET))
+        for _ in range(CATCH_UP_BLOCKS // MINE_BATCH):
+            anvil.mine(MINE_BATCH)
+        chunk_before = h.baseline.chunk
+        catch_up = {"blocks": CATCH_UP_BLOCKS, "baseline_chunk": chunk_before, **h.catch_up_both()}
+        print(f"[P1] catch-up: {catch_up}", flush=True)
+        mismatch = h.mismatch
+        new_error = h.new_error
+
+    return _result(cells, warm_ups, reorg, catch_up, new_error, mismatch, time.monotonic() - t_start)
+
+
+def _result(
+    cells: list[dict[str, Any]],
+    warm_ups: list[dict[str, Any]],
+    reorg: dict[str, Any],
+    catch_up: dict[str, Any],
+    new_error: str | None,
+    mismatch: int,
+    seconds: float,
+) -> dict[str, Any]:
+    steady = [c for c in cells if c["phase"] == "steady"]
+    quiet = [c for c in cells if c["phase"] == "quiet"]
+    new_ok = new_error is None and all("new" in c for c in cells)
+    worst = next(c for c in cells if c["n"] == NS[-1] and c["k"] == KS[-1] and c["phase"] == "steady")
+    calls_ok = new_ok and all(c["new"]["max"] <= c["limit"] for c in cells)
+
+    def _paid_ok(c: dict[str, Any]) -> bool:
+        rows = c["new"].get("transfer_rows_added")
+        return rows is None or rows == c["new"]["expected_recorded"]
+
+    paid_ok = new_ok and all(_paid_ok(c) for c in cells)
+    base_paid_ok = all(c["baseline"]["recorded"] == c["baseline"]["expected_recorded"] for c in cells)
+
+    def _grid(design: str, key: str) -> str:
+        parts = []
+        for n in NS:
+            row = [c for c in steady if c["n"] == n and design in c]
+            parts.append(f"N={n:,}: " + " / ".join(f"{c[design]['median']:g}|{c[design][key]}" for c in row))
+        return "; ".join(parts)
+
+    def _quiet(design: str) -> str:
+        worst_q = [c[design]["max"] for c in quiet if design in c]
+        return f"max {max(worst_q)}" if worst_q else "n/a"
+
+    def _events(design: str) -> str:
+        r = reorg.get(design)
+        c = catch_up.get(design)
+        text = f"3-block reorg pass {r['calls']} calls (depth seen {r.get('reorg_depth')})" if r else "reorg n/a"
+        if c:
+            text += (
+                f"; catch-up of {CATCH_UP_BLOCKS:,} blocks {c['calls']} calls in {c['passes']} pass(es), "
+                f"{c['seconds']:.2f} s"
             )
-        # Catch-up of B blocks with the default chunk, once, at the largest N (the count does not depend
-        # on N). anvil mines slowly as its chain grows, so blocks are mined in batches, outside the timing.
-        for _ in range(CATCH_UP_BLOCKS // 500):
-            anvil_mine(anvil.url, 500)
-        default_chunk = Cursor._meta.get_field("chunk_size").default
-        Cursor.objects.filter(chain=chain).update(chunk_size=default_chunk, chunk_ceiling=None)
-        head = int(anvil.rpc("eth_blockNumber"), 16)
-        before, passes, t0 = reader.calls, 0, time.perf_counter()
-        while Cursor.objects.get(chain=chain).scanned_block < head:
-            scan_chain(chain=chain, reader=reader)
-            passes += 1
-        catch_up = {
-            "n": NS[-1],
-            "blocks": CATCH_UP_BLOCKS,
-            "chunk": default_chunk,
-            "calls": reader.calls - before,
-            "passes": passes,
-            "bound": math.ceil(CATCH_UP_BLOCKS / default_chunk) + 1,
-            "seconds": round(time.perf_counter() - t0, 3),
-        }
-    last = per_n[-1]
-    same = len({r["max_calls_per_tick"] for r in per_n}) == 1
-    steady_ok = same and all(max(r["calls_per_tick"]) <= 2 for r in per_n)
-    catch_ok = catch_up["calls"] <= catch_up["bound"]
-    paid_ok = all(r["payments_recorded"] == 1 for r in per_n)
-    ratio = last["poll_calls_per_tick"] / last["max_calls_per_tick"]
-    counts_txt = ", ".join(f"N={r['n']:,}: {r['max_calls_per_tick']}" for r in per_n)
-    tick_txt = ", ".join(f"{r['median_tick_s'] * 1000:.0f} ms" for r in per_n)
-    by_n = {r["n"]: r for r in per_n}
+        return text
+
+    if new_ok:
+        figure = (
+            f"new design, calls per new block median|max for k = 0 / 1 / 10 payments per block: "
+            f"{_grid('new', 'max')}; new blocks without payments after blocks with payments: {_quiet('new')}; "
+            f"{_events('new')}"
+        )
+        ratio = (
+            f"{worst['baseline']['median'] / worst['new']['median']:.0f}x fewer calls per new block (median "
+            f"{worst['baseline']['median']:g} vs {worst['new']['median']:g}; max {worst['baseline']['max']} vs "
+            f"{worst['new']['max']}) at N=100,000, 10 payments per block after 128 such blocks"
+        )
+    else:
+        figure = f"new design failed: {new_error or 'not measured'}"
+        ratio = "n/a (new design not measured)"
+    methods_new = worst["new"]["per_method_mean"] if "new" in worst else {}
     return {
         "id": "P1",
-        "what": "RPC calls per scan tick",
+        "what": "JSON-RPC calls per new block (each batch element counts)",
         "workload": (
-            f"anvil, 1 token; open requests N = {', '.join(f'{n:,}' for n in NS)}; {TICKS} ticks, "
-            f"a block mined per tick; catch-up of {CATCH_UP_BLOCKS:,} blocks"
+            f"anvil, 1 token, confirmations {CONFIRMATIONS}, counting proxy; open requests N = "
+            f"{', '.join(f'{n:,}' for n in NS)} x payments per block k = {', '.join(map(str, KS))}: "
+            f"{WINDOW} warm-up blocks (read in one catch-up) then {BLOCKS} measured blocks per cell, one pass "
+            f"per new block, "
+            f"{QUIET} blocks without payments after each k > 0; a {REORG_DEPTH}-block reorg with payments; "
+            f"catch-up of {CATCH_UP_BLOCKS:,} blocks"
         ),
-        "figure": (
-            f"max HTTP requests per tick {counts_txt}; catch-up of {CATCH_UP_BLOCKS:,} blocks: "
-            f"{catch_up['calls']} requests in {catch_up['passes']} pass(es) (chunk {catch_up['chunk']:,}, "
-            f"N={catch_up['n']:,})"
-        ),
+        "figure": figure,
         "baseline": (
-            f"balanceOf polling: N requests per tick (N={last['n']:,}: {last['poll_calls_per_tick']:,}); "
-            f"one polling tick took {by_n[1_000]['poll_tick_s']:.2f} s at N=1,000, "
-            f"~{last['poll_tick_s']:.0f} s at N=100,000 (extrapolated, not measured)"
+            f"pre-issue-14 design (stored-hash re-check of every recent block with transfers, "
+            f"bench/baseline_scan.py), median|max per new block for k = 0 / 1 / 10: {_grid('baseline', 'max')}; "
+            f"without payments after blocks with payments: {_quiet('baseline')}; {_events('baseline')}"
         ),
-        "ratio": f"{ratio:,.0f}x fewer requests at N=100,000",
-        "target": (f"same count for every N, <= 2 per tick; catch-up <= ceil(B/chunk)+1 = {catch_up['bound']}"),
-        "met": steady_ok and catch_ok and paid_ok,
+        "ratio": ratio,
+        "target": "new design: <= 2 calls per new block without new payments, <= 3 with them, in every cell",
+        "met": bool(calls_ok and paid_ok),
         "notes": (
-            f"median scan_chain wall time per tick (N = 1 / 1,000 / 100,000): {tick_txt}; "
-            f"matching an answer's 1,000 recipients against the watched requests in the database at N=100,000: "
-            f"{last['lookup_1000_recipients_s'] * 1000:.0f} ms, vs {last['load_all_watched_s'] * 1000:.0f} ms "
-            f"to load every watched address (the design before this run); "
-            f"catch-up = 1 snapshot + {catch_up['passes']} pass: getLogs per chunk + 1 tip header per non-final chunk; "
-            f"the watched payment was recorded at every N: {paid_ok}"
+            f"calls counted by a proxy in its own process (bench/rpc_counter.py), each batch element once; "
+            f"worst cell's mean calls per block by method, new design: {methods_new}, baseline: "
+            f"{worst['baseline']['per_method_mean']}; every payment recorded: new design {paid_ok}, baseline "
+            f"{base_paid_ok}; baseline passes whose own count differed from the proxy's: {mismatch}; "
+            f"the reorg replaces the last {REORG_DEPTH} blocks at the same height (anvil_reorg), dropping "
+            f"{reorg.get('payments_dropped')} payments and re-including {reorg.get('payments_reincluded')}; "
+            f"catch-up blocks are empty (anvil_mine), each design starting with the chunk its own history left "
+            f"(baseline {catch_up.get('baseline_chunk')})" + (f"; NEW DESIGN ERROR: {new_error}" if new_error else "")
         ),
-        "raw": {"per_n": per_n, "catch_up": catch_up},
-        "seconds": round(time.monotonic() - t_start, 1),
+        "raw": {"cells": cells, "warm_ups": warm_ups, "reorg": reorg, "catch_up": catch_up, "new_error": new_error},
+        "seconds": round(seconds, 1),
     }
 
 
