@@ -36,7 +36,8 @@ chaos: deps system-deps
 	CHAOS_PAYMENTS=$(CHAOS_PAYMENTS) LOAD_ASSERT_TIMING=1 $(PY) -m pytest -m chaos tests/chaos $(PYTEST_ARGS)
 
 # Benchmarks (issue #5): writes bench/results/latest.json and latest.md; BENCH=P2 runs only some.
-bench: deps
+# P8 (issue #15) loads pages in Debian's Chromium, which system-deps installs when missing.
+bench: deps system-deps
 	PYTHONPATH=. DJANGO_SETTINGS_MODULE=shop.settings $(PY) -m bench.run $(BENCH)
 
 system-deps:

@@ -36,6 +36,7 @@ BENCHMARKS = {
     "P5": "reconcile_scale",
     "P6": "memory",
     "P7": "load",
+    "P8": "page_weight",
 }
 
 

@@ -39,6 +39,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # WhiteNoise serves /static/ under runserver too (DEBUG=true), as it does under gunicorn.
+    "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
@@ -49,6 +51,13 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files, right after the security headers (so assets carry nosniff) and before anything that
+    # would touch the session or the database; see STORAGES below.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Pages and JSON compressed when the browser accepts gzip (static files come pre-compressed from
+    # WhiteNoise, above). BREACH: Django pads compressed responses with random bytes and masks the CSRF
+    # token anew on every response, which makes reading a secret from response lengths impractical.
+    "django.middleware.gzip.GZipMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -110,7 +119,22 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default="") or BASE_DIR / "staticfiles")  # collectstatic writes here
+# Static files as production serves them (issue 15): `collectstatic` copies every file under a content-hashed
+# name (site.3f2a9c1e.css), with gzip and Brotli variants beside it, and writes staticfiles.json, which
+# {% static %} reads. WhiteNoise serves them from the web process: the variant the browser accepts, with
+# `Cache-Control: max-age=315360000, public, immutable` on hashed names. With DEBUG=false, a page
+# naming a file that collectstatic did not write fails loudly (ValueError) instead of linking a 404; with
+# DEBUG=true (`make demo`) files are served unhashed from the apps' static folders and need no collectstatic.
+# The test suite renders pages without collectstatic and uses plain storage (tests/conftest.py); the tests
+# that serve pages from gunicorn with the production settings collect first (tests/security/conftest.py),
+# and tests/security/test_production_stack.py runs this set-up exactly as the README's Production says.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+# The unhashed copies stay too (served with a 60-second cache): the admin's scripts build some icon URLs
+# without {% static %}.
 
 # --- Security headers, cookies and the Content Security Policy ------------------------------------
 # HTTPS deployments (behind a TLS-terminating proxy that sets X-Forwarded-Proto) set HTTPS=true; then
@@ -139,7 +163,8 @@ SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = LANGUAGE_COOKIE_SAMESITE = "Lax
 # files (no inline code, no eval); the JSON data blocks (<script type="application/json">) are data,
 # not script, and CSP does not block them. The payment page's live status polls the same origin.
 INSTALLED_APPS.append("csp")
-MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "csp.middleware.CSPMiddleware")
+# After WhiteNoise: static files are not documents and need no policy.
+MIDDLEWARE.insert(MIDDLEWARE.index("whitenoise.middleware.WhiteNoiseMiddleware") + 1, "csp.middleware.CSPMiddleware")
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],

@@ -83,16 +83,30 @@ def return_url(payment_request: PaymentRequest, request: HttpRequest) -> str:
     return url
 
 
+QR_QUIET_ZONE = 4  # modules of light margin round the code, as ISO/IEC 18004 asks and cameras need
+QR_MAX_PX = 300  # the widest the code is drawn (CSS px): about 8 cm on a desktop screen
+
+
+def qr_svg(payment_uri: str) -> str:
+    """The EIP-681 URI as an inline SVG that scales instead of being cropped: a viewBox of one unit per
+    module, the quiet zone painted light inside the image (it survives any page background), and a natural
+    size of a whole number of pixels per module up to QR_MAX_PX, which pay.css shrinks to a narrow column."""
+    qr = segno.make(payment_uri, error="m")
+    modules = qr.symbol_size(scale=1, border=QR_QUIET_ZONE)[0]
+    size = modules * max(1, QR_MAX_PX // modules)
+    svg = qr.svg_inline(scale=1, border=QR_QUIET_ZONE, omitsize=True, dark="#0f172a", light="#ffffff")
+    return str(svg).replace("<svg ", f'<svg width="{size}" height="{size}" ', 1)
+
+
 @require_GET
 def pay_page(request: HttpRequest, request_id: str) -> HttpResponse:
     payment_request = _request_or_404(request_id)
     status = public_status(payment_request)
-    qr = segno.make(status["payment_uri"], error="m")
     context = {
         "pr": payment_request,
         "status": status,
         "chain": payment_request.token.chain,
-        "qr_svg": qr.svg_inline(scale=5, dark="#0f172a", light="#ffffff", border=2),
+        "qr_svg": qr_svg(status["payment_uri"]),
         "demo_mode": settings.STABLEPAY["DEMO_MODE"],
         "return_url": return_url(payment_request, request),
         "wallet": wallet_config(payment_request),

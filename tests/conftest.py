@@ -14,8 +14,10 @@ from urllib.parse import quote
 
 import pytest
 from bip_utils import Bip32Secp256k1, Bip39SeedGenerator
+from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
+from django.test import override_settings
 from django.utils import translation
 from eth_account import Account
 from rest_framework.test import APIClient
@@ -30,6 +32,17 @@ Account.enable_unaudited_hdwallet_features()
 MERCHANT_MNEMONIC = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about"
 OTHER_MNEMONIC = "legal winner thank year wave sausage worth useful legal winner thank yellow"
 FUNDED = 10**15  # base units minted to each payer account
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Pages render in tests without `collectstatic`: plain static storage here, as Django advises for tests
+    (the manifest storage of shop/settings.py needs collectstatic's staticfiles.json, and the live server's
+    static handler serves unhashed names). Subprocesses keep the production setting: the gunicorn tests that
+    render pages collect first (tests/security/conftest.py's `collected_static`), and
+    tests/security/test_production_stack.py serves the hashed, compressed files as production does."""
+    plain = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+    # No STATIC_ROOT either: nothing is collected here, and WhiteNoise then does not warn about the folder.
+    override_settings(STORAGES={**settings.STORAGES, "staticfiles": plain}, STATIC_ROOT=None).enable()
 
 
 @pytest.fixture(autouse=True)

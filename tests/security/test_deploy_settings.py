@@ -88,8 +88,8 @@ def test_check_deploy_catches_what_production_must_not_have(overrides: dict[str,
 
 
 @pytest.fixture
-def production_server(transactional_db: None, tmp_path: Path) -> Iterator[Gunicorn]:
-    env = production_env(DATABASE_URL=subprocess_database_url(), REDIS_URL="")
+def production_server(transactional_db: None, tmp_path: Path, collected_static: Path) -> Iterator[Gunicorn]:
+    env = production_env(DATABASE_URL=subprocess_database_url(), REDIS_URL="", STATIC_ROOT=str(collected_static))
     server = Gunicorn(env, tmp_path / "gunicorn.log")
     yield server
     server.stop()

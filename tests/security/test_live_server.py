@@ -85,7 +85,8 @@ def test_idempotency_key_limits_over_http(gunicorn: str, local_chain: LocalChain
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=str)
 def test_schemathesis_over_http(gunicorn: str, local_chain: LocalChain, mode: GenerationMode) -> None:
     schema = schemathesis.openapi.from_url(f"{gunicorn}/api/v1/schema/?format=json")
-    calls, findings = fuzz(schema, local_chain.api_keys["acme"], mode, Targets(request_ids=[]), examples=15)
+    targets = Targets(request_ids=[])
+    calls, findings = fuzz(schema, local_chain.api_keys["acme"], mode, targets, examples=15, compressed=True)
     report = "\n".join(f"{f.operation} -> {f.status}: {f.failures}\n    {f.example}" for f in findings)
     assert not findings, f"{len(findings)} distinct findings in {calls} calls:\n{report}"
     assert calls >= 7 * 15 * 0.5
