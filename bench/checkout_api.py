@@ -81,7 +81,8 @@ API_KEY = "bench-p4-key-" + "0123456789abcdef" * 2
 TOKEN_ADDRESS = "0x" + "4b" * 20
 
 
-def _account_xpub() -> str:
+def account_xpub() -> str:
+    """The watch-only merchant xpub of BIP-39's first test vector (P4 and P8)."""
     from bip_utils import Bip32Secp256k1, Bip39SeedGenerator
 
     seed = Bip39SeedGenerator(MNEMONIC).Generate()
@@ -334,7 +335,7 @@ def bench() -> dict[str, Any]:
     database_url = _fresh_database(server_url)
     try:
         env = _server_env(database_url)
-        xpub = _account_xpub()
+        xpub = account_xpub()
         setup_path = TMP / "p4-setup.json"
         setup_path.write_text(json.dumps(_setup_document(xpub)))
         _manage(env, "migrate", "--verbosity", "0")

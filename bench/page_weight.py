@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import fixtures
+from bench.checkout_api import account_xpub
 
 REPO_ROOT = fixtures.REPO_ROOT
 TMP = fixtures.TMP
@@ -84,7 +85,6 @@ BUDGET_BYTES = 25_000
 BUDGET_QR_MS = 1_000
 API_KEY = "bench-p8-key-" + "0123456789abcdef" * 2
 TOKEN_ADDRESS = "0x" + "4b" * 20
-MNEMONIC = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about"
 MEMBER, PASSWORD = "p8-merchant", "p8-bench-password-42"
 KINDS = ("HTML", "CSS", "JS", "fonts", "images", "other")
 KIND_OF = {"Document": "HTML", "Stylesheet": "CSS", "Script": "JS", "Font": "fonts", "Image": "images"}
@@ -129,13 +129,6 @@ PROBE = """
 """
 
 
-def _account_xpub() -> str:
-    from bip_utils import Bip32Secp256k1, Bip39SeedGenerator
-
-    seed = Bip39SeedGenerator(MNEMONIC).Generate()
-    return str(Bip32Secp256k1.FromSeed(seed).DerivePath("m/44'/60'/0'").PublicKey().ToExtended())
-
-
 def _setup_document() -> dict[str, Any]:
     return {
         "chains": [
@@ -153,7 +146,7 @@ def _setup_document() -> dict[str, Any]:
             {
                 "slug": "bench",
                 "name": "Bench HK",
-                "xpub": _account_xpub(),
+                "xpub": account_xpub(),
                 "api_key": API_KEY,
                 "payment_tolerance_percent": "0.5",
                 "expiry_minutes": 60,

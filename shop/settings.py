@@ -221,6 +221,9 @@ STABLEPAY = {
     "RPC_TIMEOUT_SECONDS": env.float("STABLEPAY_RPC_TIMEOUT", default=10.0),
     # Four-eyes: a refund of more than this (HKD-equivalent) needs a second ops user's approval.
     "FOUR_EYES_REFUND_ABOVE_HKD": env.str("STABLEPAY_FOUR_EYES_ABOVE_HKD", default="1000.00"),
+    # Four-eyes: accepting an underpaid or wrong-token payment short by this much (HKD) or more needs a second
+    # ops user (stablepay.E121 checks it).
+    "ACCEPT_FOUR_EYES_ABOVE_HKD": env.str("STABLEPAY_ACCEPT_FOUR_EYES_ABOVE_HKD", default="1000.00"),
     # Tokens and FX rates are cached per process for this long (0: off); see stablepay/refdata.py.
     "REFERENCE_CACHE_SECONDS": env.float("STABLEPAY_REFERENCE_CACHE_SECONDS", default=5.0),
     # Each token's contract checks (paused, blocked deposit addresses, Upgraded events) run at most this

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import User
@@ -18,6 +19,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
+from stablepay import setup_file, webhook_target
 from stablepay.errors import StablepayError
 from stablepay.models import (
     ActionState,
@@ -35,6 +37,8 @@ from stablepay.models import (
     WebhookDelivery,
 )
 from stablepay.ops.services import ops_action_bulk
+from stablepay.redact import redact_url, redact_urls
+from stablepay.selectors import chain_error_text
 from stablepay.services import payment_request_reconcile
 
 
@@ -51,9 +55,78 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class ChainAdminForm(forms.ModelForm):
+    """Node URLs are write-only here (issue 16): a provider's API key rides in their path, query or
+    user-info, so the page shows each by scheme and host only (stablepay.redact) and takes new ones in
+    fields that start empty. Blank keeps the current URLs; anything typed replaces them all."""
+
+    new_rpc_urls = forms.CharField(
+        required=False,
+        label="Replace the RPC URLs",
+        widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off"}),
+        help_text="One http(s) URL a line, in fail-over order. Blank keeps the current ones (shown above by host).",
+    )
+    new_ws_url = forms.CharField(
+        required=False,
+        label="Replace the websocket URL",
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+        help_text="A ws(s):// URL for newHeads. Blank keeps the current one.",
+    )
+    remove_ws_url = forms.BooleanField(required=False, label="Remove the websocket URL")
+
+    def clean_new_rpc_urls(self) -> list[str]:
+        urls = [line.strip() for line in (self.cleaned_data.get("new_rpc_urls") or "").splitlines() if line.strip()]
+        if any(not setup_file.URL.match(url) for url in urls):
+            raise forms.ValidationError("Each line must be one http(s) URL.")
+        if not urls and not (self.instance.pk and self.instance.rpc_urls):
+            raise forms.ValidationError("A chain needs at least one RPC URL.")
+        return urls
+
+    def clean_new_ws_url(self) -> str:
+        url = (self.cleaned_data.get("new_ws_url") or "").strip()
+        if url and not setup_file.WS_URL.match(url):
+            raise forms.ValidationError("Must be a ws(s):// URL.")
+        if len(url) > Chain._meta.get_field("ws_url").max_length:  # type: ignore[operator]
+            raise forms.ValidationError("Too long.")
+        return url
+
+    def save(self, commit: bool = True) -> Chain:
+        chain: Chain = super().save(commit=False)
+        if self.cleaned_data.get("new_rpc_urls"):
+            chain.rpc_urls = self.cleaned_data["new_rpc_urls"]
+        if self.cleaned_data.get("remove_ws_url"):
+            chain.ws_url = ""
+        elif self.cleaned_data.get("new_ws_url"):
+            chain.ws_url = self.cleaned_data["new_ws_url"]
+        if commit:
+            chain.save()
+            self.save_m2m()
+        return chain
+
+
 @admin.register(Chain)
 class ChainAdmin(admin.ModelAdmin):
-    list_display = ("chain_id", "name", "confirmations", "block_time_seconds", "start_block")
+    form = ChainAdminForm
+    list_display = ("chain_id", "name", "rpc_hosts", "confirmations", "block_time_seconds", "start_block")
+    exclude = ("rpc_urls", "ws_url")
+    readonly_fields = ("rpc_hosts", "ws_host")
+    WRITE_ONLY = ("new_rpc_urls", "new_ws_url", "remove_ws_url")
+
+    @admin.display(description="RPC nodes (scheme and host)")
+    def rpc_hosts(self, obj: Chain) -> str:
+        return ", ".join(redact_urls(obj.rpc_urls)) or "—"
+
+    @admin.display(description="Websocket node (scheme and host)")
+    def ws_host(self, obj: Chain) -> str:
+        return redact_url(obj.ws_url) if obj.ws_url else "—"
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        """The model's fields, then each node's host, then (for who may change it) the write-only URL fields."""
+        shown = ("rpc_hosts", "ws_host")
+        fields = [f for f in super().get_fields(request, obj) if f not in shown and f not in self.WRITE_ONLY]
+        if obj is None or self.has_change_permission(request, obj):
+            return [*fields, *shown, *self.WRITE_ONLY]
+        return [*fields, *shown]
 
 
 @admin.register(Token)
@@ -63,8 +136,25 @@ class TokenAdmin(admin.ModelAdmin):
     readonly_fields = ("halted_at", "health_checked_at", "health_checked_block")
 
 
+class MerchantAdminForm(forms.ModelForm):
+    """The webhook URL follows the same rule here as on the settings page and at delivery (issue 16). The
+    admin builds the form's Meta (model, and the fields MerchantAdmin shows)."""
+
+    webhook_url = forms.URLField(required=False, max_length=500, assume_scheme="https")
+
+    def clean_webhook_url(self) -> str:
+        url: str = self.cleaned_data.get("webhook_url") or ""
+        if url:
+            try:
+                webhook_target.check(url)
+            except webhook_target.TargetRefused as exc:
+                raise forms.ValidationError(f"Webhook URL refused: {exc.reason}.", code=exc.code) from exc
+        return url
+
+
 @admin.register(Merchant)
 class MerchantAdmin(admin.ModelAdmin):
+    form = MerchantAdminForm
     list_display = ("slug", "name", "payment_tolerance_percent", "expiry_minutes", "next_address_index")
     readonly_fields = ("api_key_hash", "api_key_prefix", "next_address_index", "webhook_secret_previous_until")
     filter_horizontal = ("members",)
@@ -161,7 +251,7 @@ class PaymentRequestAdmin(ReadOnlyAdmin):
                 level = messages.SUCCESS if outcome.ok else messages.WARNING
                 verdict = action if outcome.ok else f"refused: {outcome.message}"
                 if outcome.ok and outcome.message == ActionState.PENDING_APPROVAL:
-                    verdict = f"{action} requested, awaiting a second ops user's approval (compliance hold)"
+                    verdict = f"{action} requested, awaiting a second ops user's approval (four-eyes)"
                 self.message_user(request, f"{outcome.order_reference or outcome.request_id}: {verdict}", level)
             return None
         context = {
@@ -222,7 +312,14 @@ class BlockAdmin(ReadOnlyAdmin):
 
 @admin.register(Cursor)
 class CursorAdmin(ReadOnlyAdmin):
-    list_display = ("chain", "scanned_block", "head_block", "chunk_size", "last_scan_at", "last_error")
+    list_display = ("chain", "scanned_block", "head_block", "chunk_size", "last_scan_at", "shown_error")
+    # The recorded error only as stablepay.selectors.chain_error_text shows it: no node URL's secret.
+    exclude = ("last_error",)
+    readonly_fields = ("shown_error",)
+
+    @admin.display(description="Last error")
+    def shown_error(self, obj: Cursor) -> str:
+        return chain_error_text(obj.chain, obj.last_error)
 
 
 @admin.register(WebhookDelivery)
@@ -230,6 +327,14 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_display = ("event_id", "merchant", "type", "attempts", "last_status_code", "delivered_at", "next_attempt_at")
     list_filter = ("type", "merchant")
     search_fields = ("event_id", "payment_request__order_reference")
+    # The stored reason only as webhook_target.shown_reason passes it: never a receiver's answer kept by an
+    # older version.
+    exclude = ("last_error",)
+    readonly_fields = ("last_reason",)
+
+    @admin.display(description="Last error")
+    def last_reason(self, obj: WebhookDelivery) -> str:
+        return webhook_target.shown_reason(obj.last_error)
 
 
 @admin.register(OpsAction)

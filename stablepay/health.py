@@ -5,7 +5,8 @@ right after every pass, even when the watcher has stopped since. The lag that ma
 head now minus what the ledger has read, so /healthz asks each chain's nodes for `eth_blockNumber`
 (short timeout, failing over like the watcher) and caches the answer for a second per process: a load
 balancer polling every few seconds costs at most one call per chain and second. A node that does not
-answer leaves the last head the watcher saw, and says why.
+answer leaves the last head the watcher saw, and says why: naming each node by scheme and host only
+(stablepay.redact), since /healthz answers anyone and a provider's API key rides in its URL.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from stablepay import selectors
 from stablepay.chain.reader import ChainError
 from stablepay.chain.rpc import RpcChainReader
 from stablepay.models import Chain
+from stablepay.redact import scrub
 
 NODE_TIMEOUT_SECONDS = 2.0
 CACHE_SECONDS = 1.0
@@ -36,7 +38,7 @@ def node_head(rpc_urls: list[str]) -> tuple[int | None, str]:
     try:
         head, error = RpcChainReader(rpc_urls, timeout=NODE_TIMEOUT_SECONDS).head_number(), ""
     except (ChainError, ValueError) as exc:
-        head, error = None, str(exc)[:200]
+        head, error = None, scrub(exc, rpc_urls)[:200]  # public: a node URL's key never appears
     with _lock:
         _cache[key] = (now, head, error)
     return head, error

@@ -1,7 +1,8 @@
 """The ledger: chains, tokens, merchants, payment requests, on-chain transfers and what happened to them.
 
 Models carry fields and database invariants only; the workflows live in services.py.
-Token amounts are integer base units in DecimalField(max_digits=78, decimal_places=0).
+Token amounts are integer base units in BaseUnitsField (stablepay/fields.py): numeric(78, 0) on PostgreSQL,
+zero-padded digits on SQLite; exact on both.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from django.db import IntegrityError, models
 from django.db.models import F, Q
 from django.db.models.functions import Lower
 
+from stablepay.fields import BaseUnitsField
 from stablepay.secret_box import EncryptedTextField
 
 
@@ -226,8 +228,8 @@ class PaymentRequest(models.Model):
     amount = models.DecimalField(max_digits=20, decimal_places=2)
     currency = models.CharField(max_length=3, choices=Currency.choices)
     rate = models.DecimalField(max_digits=40, decimal_places=18, help_text="Token units per 1 unit of currency.")
-    amount_due_base_units = models.DecimalField(max_digits=78, decimal_places=0)
-    amount_paid_base_units = models.DecimalField(max_digits=78, decimal_places=0, default=Decimal(0))
+    amount_due_base_units = BaseUnitsField()
+    amount_paid_base_units = BaseUnitsField(default=Decimal(0))
     pay_to = models.CharField(max_length=42)
     derivation_index = models.PositiveIntegerField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)  # indexed in Meta
@@ -380,7 +382,7 @@ class Transfer(AppendOnly):
     block_timestamp = models.DateTimeField()
     from_address = models.CharField(max_length=42)
     to_address = models.CharField(max_length=42, db_index=True)
-    amount_base_units = models.DecimalField(max_digits=78, decimal_places=0)
+    amount_base_units = BaseUnitsField()
     state = models.CharField(max_length=16, choices=TransferState.choices, default=TransferState.SEEN)
     reviewed = models.BooleanField(default=False, help_text="Covered by an ops resolution.")
     # When the watcher confirmed it, and its head then: the audit bundle's confirmations at settlement.

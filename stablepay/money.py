@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from fractions import Fraction
 
 AMOUNT_PATTERN = re.compile(r"^[0-9]+(\.[0-9]{1,2})?\Z", re.ASCII)  # \Z: "$" would allow a final newline
@@ -17,6 +17,10 @@ MAX_AMOUNT_DIGITS = 15  # integer digits of a fiat amount: up to 999 trillion
 PIVOT = "HKD"
 DEFAULT_FX: dict[tuple[str, str], Decimal] = {("HKD", "MOP"): Decimal("1.03"), ("USD", "HKD"): Decimal("7.80")}
 RATE_PLACES = Decimal("1E-18")
+# Token amounts reach 78 digits (a uint256) and fiat figures derived from them more: Python's default decimal
+# context keeps 28 significant digits (and refuses to quantize beyond), so amounts are scaled, quantized
+# and added in this one.
+EXACT = Context(prec=200)
 
 
 class FxError(ValueError):
@@ -66,8 +70,10 @@ def quote(amount: Decimal, ratio: Fraction, decimals: int) -> Quote:
 
 
 def base_units_to_decimal(base_units: int | Decimal, decimals: int) -> Decimal:
-    """Base units as a token Decimal with exactly `decimals` places: 100000000, 6 -> 100.000000."""
-    return Decimal(int(base_units)).scaleb(-decimals).quantize(Decimal(1).scaleb(-decimals))
+    """Base units as a token Decimal with exactly `decimals` places: 100000000, 6 -> 100.000000. Exact at
+    any size a token amount can have."""
+    places = Decimal(1).scaleb(-decimals)
+    return Decimal(int(base_units)).scaleb(-decimals, context=EXACT).quantize(places, context=EXACT)
 
 
 def format_token_amount(base_units: int | Decimal, decimals: int) -> str:
@@ -86,7 +92,7 @@ def format_fiat(amount: Decimal | int | str | None, currency: str) -> str:
     if amount is None or amount == "" or isinstance(amount, float):
         return ""
     try:
-        value = Decimal(amount).quantize(CENT, rounding=ROUND_HALF_UP)
+        value = Decimal(amount).quantize(CENT, rounding=ROUND_HALF_UP, context=EXACT)
     except (InvalidOperation, TypeError, ValueError):
         return ""
     if not value.is_finite():

@@ -7,6 +7,7 @@ import uuid
 from django.db.models import QuerySet
 
 from stablepay.models import Chain, Event, Merchant, PaymentRequest, Token
+from stablepay.redact import scrub
 
 
 def token_list() -> QuerySet[Token]:
@@ -54,6 +55,14 @@ def payment_timeline(request_id: uuid.UUID | str) -> list[Event]:
     return list(Event.objects.filter(payment_request_id=pk).order_by("at", "id")) if pk else []
 
 
+def chain_error_text(chain: Chain, error: str) -> str:
+    """A recorded chain error as it may be shown (/healthz, the ops console, the admin): every URL reduced
+    to scheme and host, and no part of the chain's node URLs' secrets, also in errors recorded before the
+    watcher's messages were redacted at the source."""
+    urls = chain.rpc_urls if isinstance(chain.rpc_urls, list) else []
+    return scrub(error, [*urls, chain.ws_url])
+
+
 def chain_health() -> list[dict[str, object]]:
     """Per chain: the watcher's cursor (stablepay.health adds each node's live head)."""
     rows = []
@@ -69,7 +78,7 @@ def chain_health() -> list[dict[str, object]]:
                 "scanned": scanned,
                 "lag_blocks": max(head - scanned, 0) if head is not None and scanned is not None else None,
                 "last_scan_at": cursor.last_scan_at.isoformat() if cursor and cursor.last_scan_at else None,
-                "last_error": cursor.last_error if cursor else "",
+                "last_error": chain_error_text(chain, cursor.last_error) if cursor else "",
             }
         )
     return rows

@@ -37,6 +37,7 @@ from stablepay.models import (
 from stablepay.money import FxError, fx_ratio, quote
 from stablepay.signals import payment_request_status_changed
 from stablepay.sql_insert import insert_together
+from stablepay.text_rules import reference_problem
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +103,8 @@ def payment_request_create(
     """
     now = now or timezone.now()
     try:
+        if (problem := reference_problem(order_reference)) is not None:  # issue 16: no bidi, control, zero-width
+            raise InvalidInput("order_reference", problem)
         token = token_for_quote(chain_id=chain_id, symbol=token_symbol)
         if (reason := token_policy.refusal(merchant, token)) is not None:
             raise Conflict("token", reason)

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 from eth_utils.address import is_hex_address, to_checksum_address
 
-from stablepay import webhooks
+from stablepay import webhook_target, webhooks
 from stablepay.addresses import XpubError, parse_xpub
 from stablepay.api.authentication import hash_api_key
 from stablepay.chain.reader import ChainError
@@ -208,6 +208,11 @@ def parse(text: str) -> dict[str, list[dict[str, Any]]]:
         if len(api_key) < MIN_API_KEY:
             raise SetupError(f"merchants[{i}].api_key", f"must be at least {MIN_API_KEY} characters")
         webhook_url = s.text("webhook_url", required=False, pattern=URL, hint="must be an http(s) URL")
+        if webhook_url:
+            try:
+                webhook_target.check(webhook_url)  # the rule every delivery applies again (issue 16)
+            except webhook_target.TargetRefused as exc:
+                raise SetupError(f"merchants[{i}].webhook_url", exc.reason) from exc
         webhook_secret = s.text("webhook_secret", required=False)
         if webhook_url and not webhook_secret:
             raise SetupError(f"merchants[{i}].webhook_secret", "is required when webhook_url is set")

@@ -2,7 +2,8 @@
 
 The chain parameters follow EIP-3085 (`wallet_addEthereumChain`). The RPC URLs given to the shopper's
 wallet are public ones: `STABLEPAY["WALLET_RPC_URLS"]` per chain id, or, for a local development chain
-only, the chain's own RPC URLs (a deployment's node URLs often carry a provider API key in their path).
+only, the chain's own RPC URLs that are a bare scheme and host (a deployment's node URLs often carry a
+provider API key in their path, query or user-info).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 
 from stablepay.models import Chain, PaymentRequest
+from stablepay.redact import redact_url
 
 LOCAL_CHAIN_IDS = {31337, 1337}
 TX_PLACEHOLDER = "__TX__"
@@ -25,8 +27,8 @@ def public_rpc_urls(chain: Chain) -> list[str]:
     urls = configured.get(str(chain.chain_id)) or configured.get(chain.chain_id)
     if urls:
         return [str(u) for u in urls]
-    if chain.chain_id in LOCAL_CHAIN_IDS:
-        return [str(u) for u in chain.rpc_urls]
+    if chain.chain_id in LOCAL_CHAIN_IDS:  # only a bare scheme://host[:port]: a path, query or user-info may be a key
+        return [str(u) for u in chain.rpc_urls if redact_url(u) == str(u).strip().rstrip("/")]
     return []
 
 

@@ -7,6 +7,10 @@ signing each attempt afresh with the same event id, and backs off exponentially 
 each delivery carries two signatures (`t=..,v1=<new>,v1=<old>`), so a receiver still holding the old
 secret keeps accepting until it is updated. The signature format and the receiver-side check
 (`verify_signature`) live in stablepay/signature.py, which needs no Django.
+
+Where a delivery may go is stablepay/webhook_target.py's rule (issue 16), checked again at every attempt:
+the connection goes to the address that was checked, redirects are not followed, and only the status code
+and a short reason of ours are stored, never what the receiver answered.
 """
 
 from __future__ import annotations
@@ -15,11 +19,11 @@ import json
 import logging
 from datetime import datetime, timedelta
 
-import requests
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from stablepay import webhook_target
 from stablepay.models import Merchant, PaymentRequest, WebhookDelivery
 from stablepay.signature import (
     SIGNATURE_HEADER,
@@ -161,15 +165,10 @@ def deliver(delivery_id: int, *, now: datetime | None = None) -> bool:
                 "User-Agent": "stablepay-webhooks/1",
                 SIGNATURE_HEADER: sign(secrets, body, int(now.timestamp())),
             }
-            try:
-                response = requests.post(
-                    delivery.merchant.webhook_url, data=body, headers=headers, timeout=TIMEOUT_SECONDS
-                )
-                delivery.last_status_code = response.status_code
-                delivery.last_error = "" if response.ok else response.text[:500]
-                ok = 200 <= response.status_code < 300
-            except requests.RequestException as exc:
-                delivery.last_status_code, delivery.last_error, ok = None, str(exc)[:500], False
+            outcome = webhook_target.post(delivery.merchant.webhook_url, body, headers, timeout=TIMEOUT_SECONDS)
+            delivery.last_status_code, delivery.last_error, ok = outcome.status_code, outcome.reason, outcome.ok
+            if outcome.reason.startswith("refused: "):
+                logger.warning("webhook %s of %s %s", delivery.event_id, delivery.merchant.slug, outcome.reason)
         if ok:
             delivery.delivered_at, delivery.next_attempt_at = now, None
         elif delivery.attempts >= MAX_ATTEMPTS:

@@ -29,6 +29,7 @@ from stablepay.models import (
     TransferState,
 )
 from stablepay.money import format_token_amount, parse_fiat_amount
+from stablepay.text_rules import reference_problem
 
 MAX_METADATA_BYTES = 4096
 MAX_METADATA_DEPTH = 16
@@ -110,13 +111,25 @@ class RejectUnknownFieldsMixin:
 
 
 class PaymentRequestCreateIn(RejectUnknownFieldsMixin, serializers.Serializer):
-    order_reference = StrictCharField(min_length=1, max_length=64, trim_whitespace=False)
+    order_reference = StrictCharField(
+        min_length=1,
+        max_length=64,
+        trim_whitespace=False,
+        help_text="1 to 64 characters; no control, bidi (U+202A-U+202E, U+2066-U+2069, U+200E/U+200F, U+061C)"
+        " or zero-width characters.",
+    )
     amount = AmountField(max_length=40, trim_whitespace=False)
     currency = serializers.ChoiceField(choices=Currency.values)
     chain_id = StrictIntegerField(min_value=1)
     token = StrictCharField(min_length=1, max_length=16, trim_whitespace=False)
     expiry_minutes = StrictIntegerField(min_value=1, max_value=1440, required=False)
     metadata = serializers.DictField(required=False)
+
+    def validate_order_reference(self, value: str) -> str:
+        problem = reference_problem(value)  # issue 16: what a reference shows is what it stores
+        if problem:
+            raise serializers.ValidationError(problem)
+        return value
 
     def validate_amount(self, value: str) -> Any:
         try:
@@ -158,6 +171,7 @@ def create_body(data: Any) -> dict[str, Any] | None:
     metadata = data.get("metadata", {})
     if not (
         _plain_text(data.get("order_reference"), 1, 64)
+        and reference_problem(data["order_reference"]) is None
         and _plain_text(amount, 0, 40)
         and type(data.get("currency")) is str
         and data["currency"] in _CURRENCIES

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from websockets.exceptions import WebSocketException
 from websockets.sync.client import connect
 
+from stablepay.redact import ScrubbingLogger, redact_url, scrub
+
 logger = logging.getLogger(__name__)
 
 SUBSCRIBE = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe", "params": ["newHeads"]})
@@ -62,13 +64,22 @@ class HeadFollower(threading.Thread):
                 self._follow()
                 backoff = 0.5
             except (OSError, TimeoutError, ValueError, WebSocketException, SubscriptionError) as exc:
-                logger.warning("newHeads %s: %s; reconnecting in %.1f s (polling meanwhile)", self.ws_url, exc, backoff)
+                logger.warning(
+                    "newHeads %s: %s; reconnecting in %.1f s (polling meanwhile)",
+                    redact_url(self.ws_url),  # a provider's key rides in the URL: host only
+                    scrub(exc, [self.ws_url]),
+                    backoff,
+                )
             self.connected.clear()
             self.stop.wait(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_S)
 
     def _follow(self) -> None:
-        with connect(self.ws_url, open_timeout=5, close_timeout=1, proxy=None, compression=None) as socket:
+        # websockets logs the handshake (path, Authorization) and every frame at DEBUG: through a scrubbing logger.
+        quiet = ScrubbingLogger(logging.getLogger("websockets.client"), [self.ws_url])
+        with connect(
+            self.ws_url, open_timeout=5, close_timeout=1, proxy=None, compression=None, logger=quiet
+        ) as socket:
             socket.send(SUBSCRIBE)
             answer = json.loads(socket.recv(timeout=5))
             subscription = answer.get("result") if isinstance(answer, dict) else None

@@ -17,6 +17,7 @@ import orjson
 import requests
 
 from stablepay.chain.reader import TRANSFER_TOPIC, BlockRef, ChainError, Keep, RangeTooLarge, TransferLog
+from stablepay.redact import redact_url, scrub
 
 logger = logging.getLogger(__name__)
 
@@ -131,14 +132,14 @@ class RpcChainReader:
             response = self.session.post(
                 url, data=json.dumps(payload), timeout=self.timeout, headers={"Content-Type": "application/json"}
             )
-        except requests.RequestException as exc:
-            raise ChainError(f"{url}: {exc.__class__.__name__}") from exc
+        except requests.RequestException as exc:  # its text quotes the URL's path: only the class is kept
+            raise ChainError(f"{redact_url(url)}: {exc.__class__.__name__}") from None
         if response.status_code != 200:
-            raise ChainError(f"{url}: HTTP {response.status_code}")
+            raise ChainError(f"{redact_url(url)}: HTTP {response.status_code}")
         try:
             return parse_answer(response.content)
         except ValueError as exc:
-            raise ChainError(f"{url}: malformed JSON") from exc
+            raise ChainError(f"{redact_url(url)}: malformed JSON") from exc
 
     @staticmethod
     def _result(answer: Any) -> Any:
@@ -163,11 +164,13 @@ class RpcChainReader:
                 answer = handle(self._post(url, payload))
                 self.last_url = url
                 return answer
-            except RangeTooLarge:
-                raise
+            except RangeTooLarge as exc:
+                raise RangeTooLarge(scrub(exc, self.urls), exc.suggested) from None
             except ChainError as exc:
-                errors.append(str(exc))
-                logger.warning("rpc %s failed: %s", url, exc)
+                # Each node named by scheme and host only, and a node echoing its key has it taken out.
+                host, message = redact_url(url), scrub(exc, self.urls)
+                errors.append(message if message.startswith(host) else f"{host}: {message}")
+                logger.warning("rpc %s failed: %s", host, message)
         raise ChainError("; ".join(errors))
 
     def call(self, method: str, params: list[Any]) -> Any:

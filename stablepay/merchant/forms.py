@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit
 
 from django import forms
-from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
+from stablepay import webhook_target
 from stablepay.models import TOKEN_CURRENCIES, LicenceStatus, Status
 
 ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z", re.ASCII)
@@ -70,15 +68,11 @@ class PaymentFilterForm(forms.Form):
         field.choices = [("", _("All statuses")), *((s.value, status_labels[s.value]) for s in Status)]
 
 
-def _internal_host(host: str) -> bool:
-    """localhost, or an IP literal that is loopback, private, link-local or otherwise not public."""
-    if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
-        return True
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return not address.is_global
+WEBHOOK_URL_MESSAGES = {
+    "scheme": _("Use an http or https URL."),
+    "invalid": _("Enter a valid URL."),
+    "host": _("Use a public address: we cannot deliver to a local network."),
+}
 
 
 class WebhookForm(forms.Form):
@@ -104,12 +98,12 @@ class WebhookForm(forms.Form):
         url: str = self.cleaned_data.get("webhook_url") or ""
         if not url:
             return ""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https"):
-            raise forms.ValidationError(_("Use an http or https URL."), code="scheme")
-        local_ok = settings.DEBUG or settings.STABLEPAY.get("DEMO_MODE", False)
-        if not local_ok and _internal_host((parts.hostname or "").lower()):
-            raise forms.ValidationError(_("Use a public address: we cannot deliver to a local network."), code="host")
+        # The rule of stablepay/webhook_target.py, as at delivery: a public address, or one that
+        # STABLEPAY_WEBHOOK_ALLOWED_HOSTS admits.
+        try:
+            webhook_target.check(url)
+        except webhook_target.TargetRefused as exc:
+            raise forms.ValidationError(WEBHOOK_URL_MESSAGES[exc.code], code=exc.code) from exc
         return url
 
     def clean(self) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 Days are Hong Kong calendar days: a payment belongs to the Asia/Hong_Kong date of its `paid_at`, and a
 date range `date_from..date_to` covers [date_from 00:00 HKT, date_to + 1 day 00:00 HKT). Amounts are what
-was received (`amount_paid_base_units`) by the merchant's `paid` requests, summed in the database.
+was received (`amount_paid_base_units`) by the merchant's `paid` requests, summed in the database on
+PostgreSQL (exact numeric arithmetic) and in Python on SQLite (whose SUM over the base-units columns would go
+through floating point: stablepay/fields.py).
 
 The fiat rule. A payment's fiat amount is its price, pro rata to what was received:
 
@@ -37,6 +39,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import NotSupportedError, connection
 from django.db.models import Count, DecimalField, F, Func, Max, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -52,8 +55,9 @@ from stablepay.models import (
     TransferState,
     WebhookDelivery,
 )
-from stablepay.money import FxError, base_units_to_decimal, format_token_amount, fx_ratio
+from stablepay.money import EXACT, FxError, base_units_to_decimal, format_token_amount, fx_ratio
 from stablepay.services import fx_rates
+from stablepay.text_rules import spreadsheet_cell
 
 HKT = ZoneInfo("Asia/Hong_Kong")
 CENT = Decimal("0.01")
@@ -105,7 +109,7 @@ def payment_fiat_cents(*, amount: Decimal, paid_base_units: int, due_base_units:
 
 
 def cents_to_decimal(cents: int) -> Decimal:
-    return Decimal(int(cents)).scaleb(-2).quantize(CENT)
+    return Decimal(int(cents)).scaleb(-2, context=EXACT).quantize(CENT, context=EXACT)
 
 
 def fraction_to_cents(value: Fraction) -> Decimal:
@@ -116,18 +120,15 @@ def fraction_to_cents(value: Fraction) -> Decimal:
 class FiatCents(Func):
     """Per payment, in SQL: round_half_up(amount x amount_paid_base_units / amount_due_base_units) in cents.
 
-    PostgreSQL computes it exactly with numeric arithmetic and DIV (an exact integer quotient). SQLite (the
-    demo's database) uses 64-bit integer arithmetic, exact while the product fits in 63 bits.
+    PostgreSQL computes it exactly with numeric arithmetic and DIV (an exact integer quotient). SQLite has
+    no exact arithmetic for 78-digit integers (64-bit integers, else floats): there `payment_fiat_cents`
+    computes it in Python, and this expression refuses to compile rather than round.
     """
 
     arity = 3
     output_field = DecimalField(max_digits=78, decimal_places=0)
     templates = {
         "postgresql": "DIV(2 * {paid} * ROUND({amount} * 100) + {due}, 2 * {due})",
-        "sqlite": (
-            "((2 * CAST({paid} AS INTEGER) * CAST(ROUND({amount} * 100) AS INTEGER) + CAST({due} AS INTEGER))"
-            " / (2 * CAST({due} AS INTEGER)))"
-        ),
         "default": "FLOOR((2 * {paid} * ROUND({amount} * 100) + {due}) / (2 * {due}))",
     }
 
@@ -143,6 +144,8 @@ class FiatCents(Func):
         compiled = dict(
             zip(("paid", "amount", "due"), (compiler.compile(e) for e in self.get_source_expressions()), strict=True)
         )
+        if connection.vendor == "sqlite":
+            raise NotSupportedError("FiatCents is not exact on SQLite: use payment_fiat_cents in Python")
         template = self.templates.get(connection.vendor, self.templates["default"])
         params: list[Any] = []
 
@@ -216,10 +219,13 @@ def paid_requests(*, merchant: Merchant, date_from: date, date_to: date) -> Quer
 
 
 def settlement_rows(*, merchant: Merchant, date_from: date, date_to: date) -> list[SettlementRow]:
-    """The settlement report, aggregated in the database: one row per HK day, chain, token, fiat currency."""
+    """The settlement report: one row per HK day, chain, token, fiat currency; aggregated in the database
+    on PostgreSQL, in Python on SQLite (the embedded mode's few rows), exactly on both."""
+    paid = paid_requests(merchant=merchant, date_from=date_from, date_to=date_to)
+    if connection.vendor == "sqlite":
+        return _settlement_rows_in_python(paid)
     grouped = (
-        paid_requests(merchant=merchant, date_from=date_from, date_to=date_to)
-        .annotate(day=TruncDate("paid_at", tzinfo=HKT))
+        paid.annotate(day=TruncDate("paid_at", tzinfo=HKT))
         .values(
             "day",
             "token_id",
@@ -248,6 +254,42 @@ def settlement_rows(*, merchant: Merchant, date_from: date, date_to: date) -> li
     ]
 
 
+def _settlement_rows_in_python(paid: QuerySet[PaymentRequest]) -> list[SettlementRow]:
+    """`settlement_rows` for SQLite: each payment read once, summed with Python's exact integers."""
+    rows = paid.annotate(day=TruncDate("paid_at", tzinfo=HKT)).values_list(
+        "day",
+        "token__chain__chain_id",
+        "token__symbol",
+        "currency",
+        "token_id",
+        "token__chain__name",
+        "token__decimals",
+        "amount",
+        "amount_paid_base_units",
+        "amount_due_base_units",
+    )
+    sums: dict[tuple[Any, ...], list[Any]] = {}
+    for day, chain_id, symbol, currency, token_id, chain_name, decimals, amount, paid_units, due_units in rows:
+        entry = sums.setdefault((day, chain_id, symbol, currency, token_id), [chain_name, decimals, 0, 0, 0])
+        entry[2] += 1
+        entry[3] += int(paid_units)
+        entry[4] += payment_fiat_cents(amount=amount, paid_base_units=int(paid_units), due_base_units=int(due_units))
+    return [
+        SettlementRow(
+            date=day,
+            chain_id=chain_id,
+            chain_name=chain_name,
+            token=symbol,
+            decimals=decimals,
+            count=count,
+            amount_base_units=units,
+            fiat_currency=currency,
+            fiat_amount=cents_to_decimal(cents),
+        )
+        for (day, chain_id, symbol, currency, _), (chain_name, decimals, count, units, cents) in sorted(sums.items())
+    ]
+
+
 def settlement_totals(rows: Iterable[SettlementRow]) -> list[SettlementTotal]:
     """Sum already-aggregated rows (a handful per day) per chain, token and fiat currency."""
     sums: dict[tuple[int, str, str], list[Any]] = {}
@@ -256,7 +298,7 @@ def settlement_totals(rows: Iterable[SettlementRow]) -> list[SettlementTotal]:
         entry = sums.setdefault(key, [row.chain_name, row.decimals, 0, 0, Decimal(0)])
         entry[2] += row.count
         entry[3] += row.amount_base_units
-        entry[4] += row.fiat_amount
+        entry[4] = EXACT.add(entry[4], row.fiat_amount)
     return [
         SettlementTotal(chain_id, name, token, decimals, currency, count, units, fiat)
         for (chain_id, token, currency), (name, decimals, count, units, fiat) in sorted(sums.items())
@@ -284,12 +326,12 @@ CSV_HEADER = (
     "status",
     "exception",
 )
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _cell_text(value: str) -> str:
-    """Free text a spreadsheet must not run as a formula (CSV injection): a leading ' disarms it."""
-    return "'" + value if value.startswith(_FORMULA_START) else value
+    """Free text a spreadsheet must not run as a formula (CSV injection): a leading ' disarms it, also when
+    spaces or zero-width characters come before the = + - @ (stablepay.text_rules.spreadsheet_cell)."""
+    return spreadsheet_cell(value)
 
 
 def settlement_csv_rows(*, merchant: Merchant, date_from: date, date_to: date) -> Iterator[list[str]]:
@@ -329,8 +371,8 @@ def settlement_csv_rows(*, merchant: Merchant, date_from: date, date_to: date) -
             str(request.pk),
             _cell_text(request.order_reference),
             str(chain.chain_id),
-            chain.name,
-            token.symbol,
+            _cell_text(chain.name),
+            _cell_text(token.symbol),
             " ".join(t.tx_hash for t in transfers),
             " ".join(t.from_address for t in transfers),
             format_token_amount(request.amount_paid_base_units, token.decimals),

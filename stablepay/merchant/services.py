@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from stablepay import webhooks
+from stablepay import webhook_target, webhooks
 from stablepay.api.authentication import hash_api_key
 from stablepay.errors import Conflict, InvalidInput
 from stablepay.models import TOKEN_CURRENCIES, LicenceStatus, Merchant, WebhookDelivery
@@ -48,6 +48,11 @@ def merchant_webhook_update(
     second signature) for STABLEPAY["WEBHOOK_SECRET_GRACE_HOURS"] (webhooks.secret_replace).
     """
     now = now or timezone.now()
+    if webhook_url:
+        try:
+            webhook_target.check(webhook_url)  # the rule every delivery applies again (issue 16)
+        except webhook_target.TargetRefused as exc:
+            raise InvalidInput("webhook_url", exc.reason) from exc
     with transaction.atomic():
         locked = _locked(merchant)
         locked.webhook_url = webhook_url

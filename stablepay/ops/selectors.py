@@ -12,9 +12,8 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from fractions import Fraction
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
@@ -35,11 +34,14 @@ from stablepay.models import (
     Transfer,
     TransferState,
 )
-from stablepay.money import FxError, format_fiat, format_token_amount, fx_ratio
+from stablepay.money import EXACT, FxError, format_fiat, format_token_amount, fx_ratio
+from stablepay.redact import redact_urls
+from stablepay.selectors import chain_error_text
 from stablepay.services import fx_rates
 
 HKD = "HKD"
 CENT = Decimal("0.01")
+DEFAULT_ACCEPT_FOUR_EYES_HKD = "1000.00"  # the refund limit's default: one decision-maker below, two above
 Rates = dict[tuple[str, str], Decimal]
 
 # The queue's groups, in the order the queue shows them.
@@ -70,7 +72,8 @@ def hkd_display(value: Fraction | None) -> str:
     """HK$1,234.57 (half-up to the cent, for display only); an em dash when no FX rate applies."""
     if value is None:
         return "\u2014"
-    cents = (Decimal(value.numerator) / Decimal(value.denominator)).quantize(CENT, rounding=ROUND_HALF_UP)
+    exact = EXACT.divide(Decimal(value.numerator), Decimal(value.denominator))
+    cents = exact.quantize(CENT, rounding=ROUND_HALF_UP, context=EXACT)
     return format_fiat(cents, HKD)
 
 
@@ -169,6 +172,48 @@ def refund_amount(pr: PaymentRequest, transfers: Sequence[Transfer], rates: Rate
 
 def four_eyes_threshold() -> Decimal:
     return Decimal(str(settings.STABLEPAY["FOUR_EYES_REFUND_ABOVE_HKD"]))
+
+
+def accept_four_eyes_threshold() -> Decimal:
+    """STABLEPAY["ACCEPT_FOUR_EYES_ABOVE_HKD"]: accepting a shortfall worth this much or more (HKD) takes two
+    people. A malformed value (refused at start-up by stablepay.E121) counts as 0: every shortfall does."""
+    raw = settings.STABLEPAY.get("ACCEPT_FOUR_EYES_ABOVE_HKD", DEFAULT_ACCEPT_FOUR_EYES_HKD)
+    try:
+        limit = Decimal(str(raw))
+    except InvalidOperation:
+        return Decimal(0)
+    return limit if limit.is_finite() and limit >= 0 else Decimal(0)
+
+
+def accept_shortfall(pr: PaymentRequest, rates: Rates) -> tuple[int, Fraction | None]:
+    """What accepting the request counts as paid without its coin having arrived: (due - received) base
+    units of the request's token, and their exact HKD-equivalent (None when no FX path reaches HKD).
+
+    Priced at the request's own quote, not today's rates: the shortfall's share of the request's price
+    (amount x short / due, in the request's currency: the exact rate its stored `rate` rounds to 18
+    places, and the pro-rata rule the settlement report prices payments by), then to HKD at the exact FX
+    ratio. Underpaid: the part not paid; wrong_token (nothing, or too little, of the requested coin): the
+    rest of the price; late or overpaid, nothing."""
+    due = int(pr.amount_due_base_units)
+    units = max(due - int(pr.amount_paid_base_units), 0)
+    if units == 0:
+        return 0, Fraction(0)
+    try:
+        ratio = fx_ratio(pr.currency, HKD, rates)
+    except FxError:
+        return units, None
+    return units, Fraction(pr.amount) * Fraction(units, due) * ratio
+
+
+def accept_needs_approval(pr: PaymentRequest, rates: Rates) -> bool:
+    """Four-eyes for an accept: any compliance hold; else a shortfall worth at least the accept limit in
+    HKD, or one that cannot be priced in HKD. Below the limit one ops user decides."""
+    if pr.exception == reconcile.HELD:
+        return True
+    units, value = accept_shortfall(pr, rates)
+    if units == 0:
+        return False
+    return value is None or value >= Fraction(accept_four_eyes_threshold())
 
 
 def refund_needs_approval(pr: PaymentRequest, refund: Exposure) -> bool:
@@ -408,6 +453,13 @@ class RequestDetail:
     last_decision: OpsAction | None
     allowed_actions: tuple[str, ...]
     payer_addresses: list[str] = field(default_factory=list)
+    accept_needs_approval: bool = False  # accepting now would wait for a second ops user
+    accept_threshold: Decimal = Decimal(DEFAULT_ACCEPT_FOUR_EYES_HKD)
+    shortfall_hkd: Fraction | None = None  # what an accept counts as paid that has not arrived, in HKD
+
+    @property
+    def shortfall_hkd_text(self) -> str:
+        return hkd_display(self.shortfall_hkd)
 
     @property
     def fiat_hkd_text(self) -> str:
@@ -478,6 +530,9 @@ def request_detail(request_id: uuid.UUID | str) -> RequestDetail | None:
         last_decision=next((a for a in actions if a.state == ActionState.DONE), None),
         allowed_actions=ACTIONS_BY_EXCEPTION.get(pr.exception, ()) if pr.exception and pending is None else (),
         payer_addresses=list(dict.fromkeys(payers)),
+        accept_needs_approval=bool(pr.exception) and accept_needs_approval(pr, rates),
+        accept_threshold=accept_four_eyes_threshold(),
+        shortfall_hkd=accept_shortfall(pr, rates)[1],
     )
 
 
@@ -510,12 +565,6 @@ class ChainHealth:
     @property
     def lag_seconds(self) -> int | None:
         return self.lag_blocks * self.chain.block_time_seconds if self.lag_blocks is not None else None
-
-
-def _host(url: str) -> str:
-    """Only the host and port: an RPC URL's path or query often carries an API key."""
-    parts = urlsplit(url)
-    return parts.netloc.rsplit("@", 1)[-1] or url[:24]
 
 
 def halted_tokens() -> list[Token]:
@@ -564,10 +613,10 @@ def watcher_health(*, now: datetime | None = None) -> list[ChainHealth]:
                 scanned=scanned,
                 lag_blocks=lag,
                 last_scan_at=last_scan,
-                last_error=cursor.last_error if cursor else "",
+                last_error=chain_error_text(chain, cursor.last_error) if cursor else "",
                 last_error_at=error_at,
                 state=verdict,
-                rpc_hosts=[_host(u) for u in chain.rpc_urls],
+                rpc_hosts=redact_urls(chain.rpc_urls),  # scheme and host: a URL's path or query carries keys
                 watched=watched.get(chain.pk, 0),
             )
         )

@@ -2,15 +2,17 @@
 
 Every decision is an OpsAction row (who, when, why) plus a timeline Event, written in the transaction
 that carries it out. A refund worth more than STABLEPAY["FOUR_EYES_REFUND_ABOVE_HKD"] (HKD-equivalent,
-exact), one that cannot be priced in HKD, and any decision (accept, refund, void) on a compliance hold wait in
-`pending_approval` until a second ops user holding `stablepay.ops_approve` approves (then it is carried
-out) or rejects it. The requester can never decide their own request (checked here and by a database
-constraint).
+exact), one that cannot be priced in HKD, an accept of a shortfall (underpaid, wrong token: what the order is
+marked paid for without the requested coin having arrived, priced at the request's own quote) worth
+STABLEPAY["ACCEPT_FOUR_EYES_ABOVE_HKD"] or more or that cannot be priced in HKD, and any decision (accept,
+refund, void) on a compliance hold wait in `pending_approval` until a second ops user holding
+`stablepay.ops_approve` approves (then it is carried out) or rejects it. Below the limits one ops user
+decides. The requester can never decide their own request (checked here and by a database constraint).
 
 The merchant's own API call (`merchant_resolve`, behind POST /api/v1/payment-requests/{id}/resolve/) is
 held to the same rules: only the actions offered for the exception, nothing while a decision awaits
-approval, and no refund that would need four-eyes (those are requested and approved in the ops console);
-a compliance hold is decided by ops only. An API key alone never bypasses the second pair of eyes.
+approval, and no refund or accept that would need four-eyes (those are requested and approved in the ops
+console); a compliance hold is decided by ops only. An API key alone never bypasses the second pair of eyes.
 
 OpsAction rows are append-only. Two write-once fields are filled later, each by one service and each
 with its own timeline event: the decision on a pending request, and the refund's tx hash once sent.
@@ -147,9 +149,15 @@ def ops_action_request(
             raise Conflict("exception", "a decision is awaiting approval: approve or reject it first")
         if action not in selectors.ACTIONS_BY_EXCEPTION.get(pr.exception, ()):
             raise InvalidInput("action", f"{action} is not offered for the {pr.exception} exception")
-        # Every decision on a compliance hold needs a second pair of eyes; a refund, when large.
+        # Every decision on a compliance hold needs a second pair of eyes; a refund, and an accept of a
+        # shortfall, when large.
         needs_approval, value = pr.exception == reconcile.HELD, ""
-        if action == Resolution.REFUND:
+        if action == Resolution.ACCEPT:
+            rates = services.fx_rates()
+            units, short = selectors.accept_shortfall(pr, rates)
+            needs_approval = needs_approval or selectors.accept_needs_approval(pr, rates)
+            value = f" (short {selectors.hkd_display(short)})" if units else ""
+        elif action == Resolution.REFUND:
             refund = selectors.refund_amount(pr, list(pr.transfers.select_related("token")), services.fx_rates())
             if refund.is_zero:
                 raise Conflict("action", "nothing was received that a refund could send back")
@@ -192,7 +200,8 @@ def merchant_resolve(
 ) -> PaymentRequest:
     """The merchant resolves its own request's exception through the API, within the ops console's rules.
 
-    403 (NotAllowed) for a compliance hold and for a refund above the four-eyes limit; 409 while a decision
+    403 (NotAllowed) for a compliance hold, a refund above the four-eyes limit and an accept of a shortfall at
+    or above the accept limit; 409 while a decision
     awaits approval or when nothing was received to refund; 400 for an action not offered or a malformed
     refund tx hash."""
     if action == Resolution.REFUND:
@@ -218,6 +227,16 @@ def merchant_resolve(
                     "action",
                     f"four-eyes: a refund of {refund.hkd_text} is above the HKD {selectors.four_eyes_threshold()}"
                     " limit; it must be requested and approved by two people in the ops console",
+                )
+        if action == Resolution.ACCEPT:
+            rates = services.fx_rates()
+            if selectors.accept_needs_approval(pr, rates):
+                _, short = selectors.accept_shortfall(pr, rates)
+                raise NotAllowed(
+                    "action",
+                    f"four-eyes: accepting a shortfall of {selectors.hkd_display(short)} (the HKD"
+                    f" {selectors.accept_four_eyes_threshold()} limit or more) must be requested and approved"
+                    " by two people in the ops console",
                 )
         return services.payment_request_resolve(
             request_id=pr.pk, action=action, note=note, actor=actor, refund_tx_hash=refund_tx_hash, now=now

@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from stablepay import audit_bundle, reconcile
 from stablepay.errors import StablepayError
-from stablepay.models import ActionState, Chain, OpsAction
+from stablepay.models import ActionState, Chain, OpsAction, Resolution
 from stablepay.ops import screening_selectors, selectors, services
 from stablepay.ops.forms import (
     ActionForm,
@@ -240,6 +240,11 @@ def act(request: HttpRequest, request_id: str) -> HttpResponse:
                 " a second ops user's approval and is carried out only then."
             )
             % {"action": action},
+        )
+    elif op.action == Resolution.ACCEPT:
+        messages.warning(
+            request,
+            _("Accept requested. The shortfall is at or above the four-eyes limit: another ops user must approve it."),
         )
     else:
         messages.warning(

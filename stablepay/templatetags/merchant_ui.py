@@ -9,9 +9,10 @@ from django import template
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 
+from stablepay import webhook_target
 from stablepay.merchant.labels import EXCEPTION_LABELS, PERIOD_LABELS, STATUS_LABELS, TRANSFER_STATE_LABELS
 from stablepay.models import PaymentRequest, Transfer, WebhookDelivery
-from stablepay.money import base_units_to_decimal
+from stablepay.money import EXACT, base_units_to_decimal
 
 register = template.Library()
 
@@ -44,7 +45,7 @@ def grouped(value: Decimal | int | str | None, places: int | None = None) -> str
     try:
         number = Decimal(value)
         if places is not None:
-            number = number.quantize(Decimal(1).scaleb(-int(places)))
+            number = number.quantize(Decimal(1).scaleb(-int(places)), context=EXACT)
     except (InvalidOperation, TypeError, ValueError):
         return ""
     return f"{number:,}" if places is None else f"{number:,.{int(places)}f}"
@@ -110,6 +111,13 @@ def delivery_state(delivery: WebhookDelivery) -> str:
 @register.filter
 def delivery_badge(delivery: WebhookDelivery) -> str:
     return DELIVERY_BADGES[_delivery_state(delivery)]
+
+
+@register.filter
+def delivery_reason(delivery: WebhookDelivery) -> str:
+    """The last attempt's short reason (status code aside): only reasons stablepay wrote, never a receiver's
+    answer (one an older version stored shows as "delivery failed"). See stablepay/webhook_target.py."""
+    return webhook_target.shown_reason(delivery.last_error)
 
 
 @register.filter

@@ -88,7 +88,7 @@ def shop_history(local_chain: LocalChain) -> Merchant:
         delivered_at=None,
         next_attempt_at=now + timedelta(minutes=1),
         last_status_code=503,
-        last_error="Service Unavailable",
+        last_error="HTTP 503 Service Unavailable",  # as stablepay.webhook_target writes it
     )
     user = get_user_model().objects.create_user("merchant", password=PASSWORD)
     merchant.members.add(user)

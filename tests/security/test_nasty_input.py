@@ -392,7 +392,9 @@ def test_injection_text_is_escaped_on_every_page(local_chain: LocalChain, api: A
 
 
 def test_the_csv_export_keeps_text_as_data_and_disarms_formulas(local_chain: LocalChain, api: APIClient) -> None:
-    references = [SQL, SCRIPT, FORMULA, "+1+1", "-1+1", "@SUM(A1)", "\t=1", "plain"]
+    # "\t=1" is refused at creation now (issue 16: no control characters); tests/security/test_reference_text.py
+    # exports a tab-led reference stored before that rule. Leading spaces still reach the CSV: disarmed too.
+    references = [SQL, SCRIPT, FORMULA, "+1+1", "-1+1", "@SUM(A1)", "  =1", "plain"]
     for reference in references:
         _paid_with(local_chain, api, reference)
     member = make_user("mia", merchant=PaymentRequest.objects.first().merchant)  # type: ignore[union-attr]
@@ -407,7 +409,7 @@ def test_the_csv_export_keeps_text_as_data_and_disarms_formulas(local_chain: Loc
     text = b"".join(response.streaming_content).decode()  # type: ignore[attr-defined]
     rows = list(csv.DictReader(io.StringIO(text)))
     cells = {row["order_reference"] for row in rows}
-    assert cells == {SQL, SCRIPT, "'" + FORMULA, "'+1+1", "'-1+1", "'@SUM(A1)", "'\t=1", "plain"}, cells
+    assert cells == {SQL, SCRIPT, "'" + FORMULA, "'+1+1", "'-1+1", "'@SUM(A1)", "'  =1", "plain"}, cells
 
 
 # the payment page's "back to your order" link ---------------------------------------------------------------

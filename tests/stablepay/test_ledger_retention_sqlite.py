@@ -79,8 +79,9 @@ def test_sqlite_guards_lifecycle_and_purge(sqlite_url: str) -> None:
 
 @pytest.fixture
 def sqlite_safe_ledger(world: World, request: pytest.FixtureRequest) -> World:
-    """A random ledger whose numbers SQLite holds exactly (it keeps beyond-int64 integers and long
-    decimals as floats), with decided and pending ops actions."""
+    """A random ledger whose numbers SQLite holds exactly, with decided and pending ops actions, and with
+    base units beyond 2**63 (exact on SQLite since migration 0014). Rates are still decimal columns, which
+    SQLite keeps to 15 significant digits: not the 18-digit 0.128205128205128205."""
     for seed in range(500):
         savepoint = transaction.savepoint()
         random_ledger(world, random.Random(seed), 5)
@@ -88,8 +89,7 @@ def sqlite_safe_ledger(world: World, request: pytest.FixtureRequest) -> World:
             max(Transfer.objects.values_list("amount_base_units", flat=True), default=0),
             max(PaymentRequest.objects.values_list("amount_due_base_units", flat=True), default=0),
         )
-        # ...and rates SQLite's floats hold exactly (not the 18-digit 0.128205128205128205).
-        if biggest < 2**63 and not PaymentRequest.objects.filter(rate=Decimal("0.128205128205128205")).exists():
+        if biggest > 2**63 and not PaymentRequest.objects.filter(rate=Decimal("0.128205128205128205")).exists():
             break
         transaction.savepoint_rollback(savepoint)  # a rollback, not a DELETE: the triggers do not object
     else:
@@ -121,15 +121,16 @@ def test_postgres_archive_reimports_into_sqlite(tmp_path: Path, sqlite_url: str)
 
 @pytest.mark.usefixtures("full_ledger")
 def test_sqlite_refuses_an_amount_it_cannot_hold_exactly(tmp_path: Path, sqlite_url: str) -> None:
-    """SQLite keeps integers beyond 2**63 as floats: 10**21 + 7 base units would be rounded. The import
-    reads every row back and rolls back rather than keep a rounded amount."""
+    """SQLite keeps a decimal column to 15 significant digits: the 18-digit rate 0.128205128205128205 would
+    be rounded. The import reads every row back and rolls back rather than keep a rounded value. (Base units
+    are exact there since migration 0014: the 10**21 + 7 transfer is not what it refuses.)"""
     archive = tmp_path / "ledger.jsonl.gz"
     _command("stablepay_export_ledger", *RANGE, "--output", str(archive))
     run = manage(sqlite_url, "stablepay_import_ledger", str(archive))
     assert run.returncode == 1
     assert "did not store the archived value exactly" in run.stderr
-    # The first value SQLite rounded is named: the 10**21 + 7 amount or an 18-digit rate, whichever row comes first.
-    assert str(10**21 + 7) in run.stderr or "0.128205128205128205" in run.stderr
+    assert "0.128205128205128205" in run.stderr
+    assert str(10**21 + 7) not in run.stderr
     count = manage(
         sqlite_url, "shell", "-c", "from stablepay.models import Transfer; print('N', Transfer.objects.count())"
     )

@@ -19,3 +19,6 @@ os.environ.setdefault("STABLEPAY_REFERENCE_CACHE_SECONDS", "0")
 # (tests/security/test_ratelimit*.py) set low ones.
 for _limit in ("PER_MERCHANT", "PER_IP", "PER_API_IP"):
     os.environ.setdefault(f"STABLEPAY_RATE_LIMIT_{_limit}", "100000000/60")
+# The suites' webhook receivers listen on 127.0.0.1 (CONTRACT §2: the test suites admit their local receivers);
+# the SSRF tests (tests/security/test_webhook_ssrf.py) and the refusal cases clear it where they need to.
+os.environ.setdefault("STABLEPAY_WEBHOOK_ALLOWED_HOSTS", "127.0.0.1")

@@ -444,6 +444,7 @@ class Stack:
             STABLEPAY_SCAN_INTERVAL=str(self.config.scan_interval_s),
             STABLEPAY_RPC_TIMEOUT=str(self.config.rpc_timeout_s),
             STABLEPAY_BASE_URL="http://127.0.0.1",
+            STABLEPAY_WEBHOOK_ALLOWED_HOSTS="127.0.0.1",  # the webhook receiver below listens there
             # 30 shoppers from 127.0.0.1 must not be throttled (the rate limits are tested elsewhere).
             STABLEPAY_RATE_LIMIT_PER_MERCHANT="100000/60",
             STABLEPAY_RATE_LIMIT_PER_IP="100000/60",

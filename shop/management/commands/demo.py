@@ -89,6 +89,10 @@ class Command(BaseCommand):
                 "STABLEPAY_DEMO": "true",
                 "DEBUG": os.environ.get("DEBUG", "true"),
                 "STABLEPAY_BASE_URL": f"http://127.0.0.1:{options['port']}",
+                # Webhooks may go to a receiver on this machine (CONTRACT §2), and nowhere else that is local.
+                "STABLEPAY_WEBHOOK_ALLOWED_HOSTS": os.environ.get(
+                    "STABLEPAY_WEBHOOK_ALLOWED_HOSTS", "localhost,127.0.0.1,::1"
+                ),
             }
             env.pop("REDIS_URL", None)
             manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
