@@ -127,3 +127,22 @@ def test_a_reorg_costs_calls_in_proportion_to_its_depth(
         assert status(request) == ("paid", "")
     assert Transfer.objects.get(tx_hash=tx.lower()).state == "confirmed"
     audit_is_clean(local_chain, capsys)
+
+
+def test_a_catch_up_wider_than_the_window_reads_the_window_s_headers_once(
+    local_chain: LocalChain, merchant: Merchant, counted: FaultProxy
+) -> None:
+    """After an outage of 300 blocks: the head, the 127 headers below it in the reorg window (one batch),
+    the old tip's header to check nothing below the window was replaced, and the range's logs with its
+    last header; the payment mined during the outage, deep by now, is paid in that same pass."""
+    request = create_request(merchant)
+    one_pass(counted)
+    local_chain.pay(request.pay_to, int(request.amount_due_base_units))
+    local_chain.mine(299)
+    methods = one_pass(counted)
+    window = 128
+    assert methods.count("eth_getBlockByNumber") == 1 + (window - 1) + 1 + 1, methods
+    assert methods.count("eth_getLogs") == 1 and len(methods) == window + 3
+    assert status(request) == ("paid", "")
+    local_chain.mine(1)
+    assert one_pass(counted) == ["eth_getBlockByNumber", "eth_getLogs"]  # back to the steady state
