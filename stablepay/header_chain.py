@@ -48,12 +48,12 @@ def moved(chain: Chain, since: Mapping[int, BlockRef]) -> bool:
 
 
 def advance(stored: Mapping[int, BlockRef], head: BlockRef, reader: ChainReader, *, window: int, floor: int) -> Advance:
-    """Link `head` to the stored headers. `floor` is the lowest height worth a header (the chain's first
-    scanned block); only the top `window` heights are kept."""
-    lowest = max(floor, head.number - window + 1, 0)
+    """Link `head` to the stored headers; only the top `window` heights are kept. `floor`, the chain's
+    first scanned block, bounds the first headers read: none below it is worth one."""
+    lowest = max(head.number - window + 1, 0)
     tip = tip_of(stored)
     if tip is None:
-        return Advance(head, _down_to(reader, head, min(lowest, head.number)))
+        return Advance(head, _down_to(reader, head, min(max(lowest, floor), head.number)))
     if head.hash == tip.hash:
         return Advance(head)
     if head.number < tip.number:

@@ -97,12 +97,14 @@ def _aware(timestamp: int) -> datetime:
     return datetime.fromtimestamp(timestamp, tz=UTC)
 
 
-def _ensure_cursor(chain: Chain, head: BlockRef) -> Cursor:
+def _ensure_cursor(chain: Chain, head: BlockRef) -> tuple[Cursor, int]:
+    """The chain's cursor, and its first scanned block (the head now, on a chain never scanned)."""
     start = chain.start_block if chain.start_block is not None else head.number
     cursor, _ = Cursor.objects.get_or_create(chain=chain, defaults={"scanned_block": max(start - 1, 0)})
     if chain.start_block is None:
         Chain.objects.filter(pk=chain.pk, start_block__isnull=True).update(start_block=start)
-    return cursor
+        start = Chain.objects.values_list("start_block", flat=True).get(pk=chain.pk) or start
+    return cursor, start
 
 
 def _advance_headers(chain: Chain, reader: ChainReader, result: ScanResult) -> dict[int, BlockRef] | None:
@@ -111,12 +113,11 @@ def _advance_headers(chain: Chain, reader: ChainReader, result: ScanResult) -> d
     stored = header_chain.stored(chain)
     head = reader.head()
     result.head = head.number
-    cursor = _ensure_cursor(chain, head)
+    cursor, start = _ensure_cursor(chain, head)
     if head.number < cursor.scanned_block:
         raise ChainError(f"the node's head {head.number} is behind block {cursor.scanned_block}, already scanned")
     window = reorg_window(chain)
-    floor = chain.start_block if chain.start_block is not None else head.number
-    step = header_chain.advance(stored, head, reader, window=window, floor=floor)
+    step = header_chain.advance(stored, head, reader, window=window, floor=start)
     fork = step.fork
     if not stored and step.new:  # a fresh header chain: the live transfers it covers must agree with it
         fork = _first_disagreement(chain, step.new)

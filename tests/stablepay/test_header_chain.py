@@ -90,11 +90,12 @@ def test_a_reorg_then_a_new_block() -> None:
     assert node.calls == 3
 
 
-def test_a_gap_wider_than_the_window_checks_the_stored_tip_once() -> None:
+@pytest.mark.parametrize("floor", [0, 40, 10**6])  # the first scanned block bounds only the first headers
+def test_a_gap_wider_than_the_window_checks_the_stored_tip_once(floor: int) -> None:
     node = MemoryChain(40)
     stored = synced(node)
     node.extend(WINDOW + 10)
-    step = advance(stored, node.head, node, window=WINDOW, floor=0)
+    step = advance(stored, node.head, node, window=WINDOW, floor=floor)
     assert step.fork is None and step.new == node.headers[-WINDOW:]
     assert node.calls == WINDOW - 1 + 1  # the window's headers below the head, and the old tip
 

@@ -14,6 +14,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from stablepay import watcher
+from stablepay.chain.rpc import RpcChainReader
 from stablepay.models import Chain, Merchant, PaymentRequest, Token, Transfer
 from tests.conftest import LocalChain, create_request
 from tests.stablepay.test_engine_anvil import send_raw_transfer
@@ -129,20 +131,33 @@ def test_a_reorg_costs_calls_in_proportion_to_its_depth(
     audit_is_clean(local_chain, capsys)
 
 
+@pytest.mark.parametrize("registered", ["by the setup file", "with no start block"])
 def test_a_catch_up_wider_than_the_window_reads_the_window_s_headers_once(
-    local_chain: LocalChain, merchant: Merchant, counted: FaultProxy
+    local_chain: LocalChain, merchant: Merchant, counted: FaultProxy, registered: str
 ) -> None:
     """After an outage of 300 blocks: the head, the 127 headers below it in the reorg window (one batch),
     the old tip's header to check nothing below the window was replaced, and the range's logs with its
-    last header; the payment mined during the outage, deep by now, is paid in that same pass."""
+    last header; the payment mined during the outage, deep by now, is paid in that same pass. A chain
+    made without a start block is scanned from the head, and the long-running watcher keeps the Chain it
+    loaded then (start block still None): the catch-up must read the same headers."""
+    if registered == "with no start block":
+        Chain.objects.filter(chain_id=31337).update(start_block=None)
+    kept = Chain.objects.get(chain_id=31337)  # as WatchLoop keeps it between passes
+
+    def one_watcher_pass() -> list[str]:
+        Token.objects.update(health_checked_at=timezone.now())
+        counted.requests.clear()
+        watcher.scan_chain(chain=kept, reader=RpcChainReader([counted.url]))
+        return counted.methods()
+
     request = create_request(merchant)
-    one_pass(counted)
+    one_watcher_pass()
     local_chain.pay(request.pay_to, int(request.amount_due_base_units))
     local_chain.mine(299)
-    methods = one_pass(counted)
+    methods = one_watcher_pass()
     window = 128
     assert methods.count("eth_getBlockByNumber") == 1 + (window - 1) + 1 + 1, methods
     assert methods.count("eth_getLogs") == 1 and len(methods) == window + 3
     assert status(request) == ("paid", "")
     local_chain.mine(1)
-    assert one_pass(counted) == ["eth_getBlockByNumber", "eth_getLogs"]  # back to the steady state
+    assert one_watcher_pass() == ["eth_getBlockByNumber", "eth_getLogs"]  # back to the steady state
