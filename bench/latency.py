@@ -2,6 +2,9 @@
 
 anvil mines a block every second (`--block-time 1`). Each run pays PAYMENTS fresh requests, PER_BLOCK
 per block: right after a head arrives the bench sends the next transfers, so they land in the next one.
+The 5 s-poll baseline runs pay BASELINE_PAYMENTS: their latency is set by where a block falls in the
+poll's 5 s, and their 15 blocks put a block at each of its 5 one-second positions 3 times (30 blocks
+did 6 times). The transfers are signed before a run starts, locally, with one fee look-up for all.
 
 - **Arrival** of each block is taken by an independent newHeads subscriber in this process (a raw
   websocket to anvil, not stablepay's follower).
@@ -43,6 +46,7 @@ from bench import fixtures
 
 REPO_ROOT = fixtures.REPO_ROOT
 PAYMENTS = 210
+BASELINE_PAYMENTS = 105
 PER_BLOCK = 7
 OBSERVE_EVERY_S = 0.01
 WARM_UP_BLOCKS = 3
@@ -61,16 +65,17 @@ class Run:
     target: str  # confirming | paid
     mode: str  # celery+heads | celery | embedded
     interval: float
+    payments: int = PAYMENTS
 
 
 # The confirmations-1 runs go first: they leave nothing behind. The later runs then also confirm the
 # previous run's payments as they reach 12 blocks, as a live chain does.
 RUNS = [
     Run("newheads_paid", "Celery + newHeads, confirmations 1", 1, "paid", "celery+heads", 1.0),
-    Run("beat5_paid", "baseline: beat every 5 s, confirmations 1", 1, "paid", "celery", 5.0),
+    Run("beat5_paid", "baseline: beat every 5 s, confirmations 1", 1, "paid", "celery", 5.0, BASELINE_PAYMENTS),
     Run("newheads", "Celery + newHeads (defaults)", 12, "confirming", "celery+heads", 1.0),
     Run("embedded", "embedded stablepay_scan + newHeads", 12, "confirming", "embedded", 1.0),
-    Run("beat5", "baseline: Celery beat poll every 5 s", 12, "confirming", "celery", 5.0),
+    Run("beat5", "baseline: Celery beat poll every 5 s", 12, "confirming", "celery", 5.0, BASELINE_PAYMENTS),
 ]
 
 
@@ -202,6 +207,40 @@ def _counts(counter_url: str, path: str = "/count") -> dict[str, Any]:
     return answer
 
 
+def _signed_transfers(w3: Any, token_address: str, addresses: list[str], nonce: int) -> list[str]:
+    """`transfer(address, DUE)` from dev account 1 for each address, nonces from `nonce` on, signed as
+    devchain.send_transfer_raw signs (EIP-1559, the same gas and fees) with one fee look-up for all."""
+    from web3 import Web3
+
+    from stablepay.chain import devchain
+
+    account = devchain.dev_account(1)
+    contract = devchain.token_contract(w3, token_address)
+    base_fee = int(w3.eth.get_block("latest").get("baseFeePerGas", 0))
+    common = {
+        "to": contract.address,
+        "value": 0,
+        "gas": devchain.TOKEN_CALL_GAS,
+        "from": account.address,
+        "chainId": w3.eth.chain_id,
+        "type": 2,
+        "maxPriorityFeePerGas": devchain.PRIORITY_FEE_WEI,
+        "maxFeePerGas": 2 * base_fee + devchain.PRIORITY_FEE_WEI,
+    }
+    return [
+        Web3.to_hex(
+            account.sign_transaction(
+                {
+                    **common,
+                    "data": contract.encode_abi("transfer", args=[Web3.to_checksum_address(address), DUE]),
+                    "nonce": nonce + i,
+                }
+            ).raw_transaction
+        )
+        for i, address in enumerate(addresses)
+    ]
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
@@ -231,20 +270,20 @@ def _run(run: Run, stack: Stack) -> dict[str, Any]:
     from stablepay.chain import devchain
     from stablepay.models import Chain, PaymentRequest
 
+    seconds: dict[str, float] = {}  # wall time per step of the run, for the record
+    t0 = time.monotonic()
     close_old_connections()
     Chain.objects.update(confirmations=run.confirmations)
     start_index = PaymentRequest.objects.count()
-    addresses = fixtures.open_requests(PAYMENTS, start_index, stack.merchant, token, stack.rng)
+    addresses = fixtures.open_requests(run.payments, start_index, stack.merchant, token, stack.rng)
     ids = {
         address: str(pk)
         for address, pk in PaymentRequest.objects.filter(pay_to__in=addresses).values_list("pay_to", "pk")
     }
     w3 = anvil.w3
     nonce = w3.eth.get_transaction_count(devchain.dev_account(1).address, "pending")
-    raw_txs = [
-        devchain.send_transfer_raw(w3, token.address, address, DUE, sender_index=1, nonce=nonce + i)
-        for i, address in enumerate(addresses)
-    ]
+    raw_txs = _signed_transfers(w3, token.address, addresses, nonce)
+    seconds["prepare"] = time.monotonic() - t0
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "shop.settings",
@@ -260,6 +299,7 @@ def _run(run: Run, stack: Stack) -> dict[str, Any]:
 
         redis_client.Redis.from_url(redis).flushdb()
     processes = Processes(fixtures.TMP)
+    t0 = time.monotonic()
     try:
         manage = [sys.executable, "manage.py"]
         if run.mode == "embedded":
@@ -275,9 +315,11 @@ def _run(run: Run, stack: Stack) -> dict[str, Any]:
             if run.mode == "celery+heads":
                 log = processes.start(run.name + "-follower", [*manage, "stablepay_scan", "--dispatch"], env)
                 _wait_for_text(log, "stablepay watcher", 30)
+        seconds["start"], t0 = time.monotonic() - t0, time.monotonic()
         block = heads.next_head(-1)
         for _ in range(WARM_UP_BLOCKS):
             block = heads.next_head(block)
+        seconds["warm_up"], t0 = time.monotonic() - t0, time.monotonic()
         observer = Observer(
             database_url, list(ids.values()), ("confirming", "paid") if run.target == "confirming" else ("paid",)
         )
@@ -285,7 +327,7 @@ def _run(run: Run, stack: Stack) -> dict[str, Any]:
         _counts(counter_url, "/reset")
         first_block = block
         tx_hashes: list[str] = []
-        for i in range(0, PAYMENTS, PER_BLOCK):
+        for i in range(0, run.payments, PER_BLOCK):
             block = heads.next_head(block)
             batch: list[dict[str, Any]] = [
                 {"jsonrpc": "2.0", "id": j, "method": "eth_sendRawTransaction", "params": [raw]}
@@ -293,15 +335,18 @@ def _run(run: Run, stack: Stack) -> dict[str, Any]:
             ]
             answers = requests.post(anvil.url, json=batch, timeout=10).json()
             tx_hashes += [a["result"] for a in sorted(answers, key=lambda a: a["id"])]
+        seconds["payments"], t0 = time.monotonic() - t0, time.monotonic()
         deadline = time.monotonic() + 3 * run.interval + 15
-        while len(observer.seen) < PAYMENTS and time.monotonic() < deadline:
+        while len(observer.seen) < run.payments and time.monotonic() < deadline:
             time.sleep(0.1)
         last_block = max(heads.arrival)
         counts = _counts(counter_url)
         observer.stop.set()
         observer.join(timeout=5)
+        seconds["until_seen"], t0 = time.monotonic() - t0, time.monotonic()
     finally:
         processes.stop()
+    seconds["stop"] = time.monotonic() - t0
     receipts = requests.post(
         anvil.url,
         json=[
@@ -325,7 +370,7 @@ def _run(run: Run, stack: Stack) -> dict[str, Any]:
         "target": run.target,
         "confirmations": run.confirmations,
         "interval_s": run.interval,
-        "payments": PAYMENTS,
+        "payments": run.payments,
         "mined": len(mined_in),
         "reached": len(observer.seen),
         "measured": len(latencies_ms),
@@ -338,6 +383,7 @@ def _run(run: Run, stack: Stack) -> dict[str, Any]:
         "calls_per_block": round(counts["http"] / blocks, 2),
         "methods": counts["methods"],
         "observer_polls": observer.polls,
+        "seconds": {k: round(v, 1) for k, v in seconds.items()},
     }
 
 
@@ -358,7 +404,7 @@ def bench() -> dict[str, Any]:
     with Anvil("--block-time", "1") as anvil:
         w3 = anvil.w3
         token_address = devchain.deploy_token(w3, name="Bench HKD", symbol="BHKD", decimals=6)
-        devchain.mint(w3, token_address, devchain.dev_account(1).address, DUE * PAYMENTS * len(RUNS))
+        devchain.mint(w3, token_address, devchain.dev_account(1).address, DUE * sum(r.payments for r in RUNS))
         heads = Heads(anvil.url.replace("http://", "ws://"))
         heads.start()
         heads.ready.wait(10)
@@ -377,6 +423,7 @@ def bench() -> dict[str, Any]:
                 r = results[run.name]
                 print(f"[bench] P3 {run.name}: p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, {r['calls_per_block']}/blk")
         heads.stop.set()
+        heads.join(timeout=5)  # before anvil stops: its socket would close under a recv
     if len(results) < len(RUNS):
         return {"partial": results, "seconds": round(time.monotonic() - t_start, 1)}
     return _record(results, time.monotonic() - t_start)
@@ -402,8 +449,9 @@ def _record(results: dict[str, dict[str, Any]], seconds: float) -> dict[str, Any
         "id": "P3",
         "what": "Detection latency",
         "workload": (
-            f"anvil --block-time 1, {PAYMENTS} payments per run ({PER_BLOCK} per block), PostgreSQL + Redis; "
-            "block arrival from an independent newHeads subscriber to the status committed"
+            f"anvil --block-time 1, {PAYMENTS} payments per run ({BASELINE_PAYMENTS} per 5 s-poll baseline run), "
+            f"{PER_BLOCK} per block, PostgreSQL + Redis; block arrival from an independent newHeads subscriber to "
+            "the status committed"
         ),
         "figure": (
             f"to confirming (defaults, Celery + newHeads): {line(ours)}; confirmations 1, to paid: {line(paid)}; "

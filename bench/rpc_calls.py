@@ -1,9 +1,9 @@
 """P1, JSON-RPC calls per new block (issue 14): the watcher (`scan_chain`) against the pre-issue-14
-design (bench/baseline_scan.py), both on the same real anvil, through one counting proxy.
+design (bench/baseline_scan.py), both on the same real anvil, each through its own counting proxy.
 
 Counting is what a provider bills: every JSON-RPC call that crosses the wire, each element of a batch
-once, by method (bench/rpc_counter.py, in its own process, between the scanners and anvil). Block
-production and payments go to anvil directly and are not counted.
+once, by method (bench/rpc_counter.py, one per design, each in its own process, between that design
+and anvil). Block production and payments go to anvil directly and are not counted.
 
 Workload: one registered token, confirmations 3. For each number of open requests N = 1, 1,000,
 100,000 (bulk-inserted rows; the baseline watches the same addresses in memory) and each number of
@@ -13,18 +13,39 @@ sent with automine off, then `evm_mine`):
 - warm-up: WINDOW = 128 blocks with k payments each, so every measured block has k payments in every
   one of the last 128 blocks, then passes until both cursors reach the head (not measured);
 - measured: BLOCKS = 200 blocks with k payments each, one pass of each design after each block (as
-  with 1 s blocks), the baseline first, then the new design; calls per new block: median, max and the
-  mean per method;
+  with 1 s blocks), the two at once (the chain does not move meanwhile and each counts at its own
+  proxy; the baseline in a thread, as it mostly waits for its node); calls per new block: median, max
+  and the mean per method;
 - after k = 1 and k = 10, QUIET = 20 blocks without payments (new blocks without payments, after
   blocks with payments), measured the same way.
 
 At N = 100,000, right after the k = 10 blocks: three more blocks of 10 payments, scanned, then
 `anvil_reorg` depth 3 replacing them with blocks that re-include 5 of each block's 10 payments (the
-other 5 senders' are dropped): the calls of the pass that handles it. Last, a catch-up: 5,000 empty
-blocks mined at once, then passes until each design's cursor reaches the head (each design keeps the
-chunk size its own history gave it).
+other 5 senders' are dropped): the calls of the pass that handles it.
 
-Django runs on a throwaway SQLite database under bench/results/tmp/, so no server is needed.
+The catch-up: 5,000 empty blocks mined at once, then passes until each design's cursor reaches the
+head (each design keeps the chunk size its own history gave it). It runs once the 100,000 requests are
+inserted, before their cells: after the N = 1,000 cells, which end as the run does (k = 10, then 20
+blocks without payments), so both designs hold the same history there (the same counts as when it
+ran last: 113 and 131 calls, and 113 and 4 with the watcher before b3c1c7a). Not last, because anvil
+re-hashes every storage slot for each block it mines, and the N = 100,000 cells add ~3,600 token
+holders: mining the 5,000 blocks took 72 s after them (on a busy machine), 10 s before.
+
+anvil runs with `--hardfork cancun --prune-history 32`: with its defaults (Prague, every block's state
+kept, older ones written to disk), mining a block costs more the longer the chain (EIP-2935 keeps each
+block hash in a contract's storage, re-hashed for every block, and the states written to disk grow
+with it): ~100 s for the 5,000 empty blocks at height ~3,000. The blocks, logs and headers the designs
+read are the same (the token is built for Paris), and anvil_reorg needs only the last 3 states.
+
+Django runs on a throwaway SQLite database under bench/results/tmp/, so no server is needed; as it is
+thrown away, it runs without fsync (WAL, `synchronous=OFF`): the fsyncs were the disk's time, not the
+design's, 5-10 ms of a 20-45 ms pass here (pass times are reported, not targets; with the two designs
+at once, each pass's time includes the other's load). The 100,000 open requests are
+fixtures.open_requests's rows, written by one `executemany` per 5,000 instead of `bulk_create`, whose
+per-value SQL compilation was most of the insert's time.
+
+Wall time per step and per activity (block production, each design's passes, the proxies' counters,
+the inserts, the catch-up's mining) is in the result's raw `phase_seconds`.
 """
 
 from __future__ import annotations
@@ -34,6 +55,7 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bench import fixtures
@@ -45,6 +67,7 @@ KS = (0, 1, 10)
 WINDOW = 128
 BLOCKS = 200
 QUIET = 20
+ANVIL_ARGS = ("--hardfork", "cancun", "--prune-history", "32")  # see the module docstring
 REORG_DEPTH = 3
 REORG_KEPT = 5  # senders whose payments the reorg re-includes
 CATCH_UP_BLOCKS = 5_000
@@ -73,16 +96,22 @@ class Pass:
 
 
 class Harness:
-    def __init__(self, anvil: Any, proxy: Proxy, token: str, chain: Any, scan_new: Callable[[], Any]) -> None:
-        self.anvil, self.proxy, self.token, self.chain = anvil, proxy, token, chain
+    def __init__(
+        self, anvil: Any, proxies: dict[str, Proxy], token: str, chain: Any, scan_new: Callable[[], Any]
+    ) -> None:
+        """`proxies`: the counting proxy of each design ("new", "baseline"), each with its own."""
+        self.anvil, self.proxies, self.token, self.chain = anvil, proxies, token, chain
         self.scan_new = scan_new
         self.rng = random.Random(14)
         self.addresses: list[str] = []
         self.watched: set[str] = set()
-        self.baseline = BaselineScanner(proxy.url, [token], self.watched, confirmations=CONFIRMATIONS)
+        self.baseline = BaselineScanner(proxies["baseline"].url, [token], self.watched, confirmations=CONFIRMATIONS)
         self.new_error: str | None = None
         self.mismatch = 0  # baseline passes whose own count differs from the proxy's (should stay 0)
         self.senders = [_dev_address(i) for i in range(SENDERS)]
+        self.phase_seconds: Counter[str] = Counter()  # wall time per phase, for the record
+        self._counts: dict[str, tuple[int, Counter[str]]] = {}  # each proxy's counts after its last pass
+        self._baseline_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="p1-baseline")
         import requests
 
         self.session = requests.Session()
@@ -101,6 +130,7 @@ class Harness:
 
     def block(self, k: int) -> None:
         """Mine one block holding k payments to watched deposit addresses (one per dev account)."""
+        t0 = time.perf_counter()
         if k:
             txs = [
                 {"from": sender, "to": self.token, "data": _transfer_data(to), "gas": "0x186a0"}
@@ -108,21 +138,31 @@ class Harness:
             ]
             self._anvil_batch([("eth_sendTransaction", [tx]) for tx in txs])
         self.anvil.rpc("evm_mine")
+        self.phase_seconds["blocks (send + mine)"] += time.perf_counter() - t0
 
     def head(self) -> int:
         return int(self.anvil.rpc("eth_blockNumber"), 16)
 
     # the scanners -----------------------------------------------------------------------------------
-    def _counted(self, run: Callable[[], Any]) -> tuple[Any, int, Counter[str], float]:
-        http0, methods0 = self.proxy.counts()
+    def _proxy_counts(self, design: str) -> tuple[int, Counter[str]]:
+        t0 = time.perf_counter()
+        counts = self.proxies[design].counts()
+        self.phase_seconds[f"proxy counters ({design})"] += time.perf_counter() - t0
+        return counts
+
+    def _counted(self, run: Callable[[], Any], design: str) -> tuple[Any, int, Counter[str], float]:
+        """Run one pass of `design`; the calls its proxy saw meanwhile. Only that design goes through its
+        proxy, so its counts after one pass are its counts before the next (one read per pass)."""
+        http0, methods0 = self._counts.pop(design, None) or self._proxy_counts(design)  # none if a pass failed
         t0 = time.perf_counter()
         result = run()
         seconds = time.perf_counter() - t0
-        http1, methods1 = self.proxy.counts()
+        self.phase_seconds[f"{design} passes"] += seconds
+        http1, methods1 = self._counts[design] = self._proxy_counts(design)
         return result, http1 - http0, methods1 - methods0, seconds
 
     def pass_baseline(self) -> Pass:
-        result, http, methods, seconds = self._counted(self.baseline.scan)
+        result, http, methods, seconds = self._counted(self.baseline.scan, "baseline")
         if methods != result.calls or http != result.http:
             self.mismatch += 1
         info = {"reorg_depth": result.reorg_depth, "orphaned": result.orphaned, "scanned": result.scanned}
@@ -132,7 +172,7 @@ class Harness:
         if self.new_error is not None:
             return None
         try:
-            result, http, methods, seconds = self._counted(self.scan_new)
+            result, http, methods, seconds = self._counted(self.scan_new, "new")
         except Exception as exc:  # the new design is being rewritten: report, keep measuring the baseline
             self.new_error = f"{exc.__class__.__name__}: {exc}"[:500]
             print(f"[P1] the new design failed, measuring the baseline only from here: {self.new_error}", flush=True)
@@ -141,7 +181,20 @@ class Harness:
         return Pass(http, methods, seconds, getattr(result, "recorded", None), info)
 
     def both(self) -> tuple[Pass, Pass | None]:
-        return self.pass_baseline(), self.pass_new()
+        """One pass of each design after the same new block, at the same time: the chain does not move
+        while they run and each design's calls go through its own proxy, so its count is its own (the
+        baseline's in a thread: it only waits for its node; the new design stays on Django's thread)."""
+        t0 = time.perf_counter()
+        baseline = self._baseline_thread.submit(self.pass_baseline)
+        try:
+            new = self.pass_new()
+        finally:
+            base = baseline.result()
+        self.phase_seconds["passes, both designs at once"] += time.perf_counter() - t0
+        return base, new
+
+    def close(self) -> None:
+        self._baseline_thread.shutdown()
 
     def new_scanned(self, p: Pass | None) -> int:
         if p is not None and isinstance(p.info.get("scanned"), int):
@@ -226,6 +279,74 @@ def _transfer_count() -> int | None:
         return int(Transfer.objects.count())
     except Exception:  # the model may be changing under the rewrite
         return None
+
+
+def _fast_sqlite() -> None:
+    """No fsync on the throwaway database (see the module docstring), on this connection and any later one."""
+    from django.db import connection
+    from django.db.backends.signals import connection_created
+
+    def pragmas(sender: Any = None, connection: Any = connection, **kwargs: Any) -> None:
+        if connection.vendor == "sqlite":
+            with connection.cursor() as cursor:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=OFF")
+
+    connection_created.connect(pragmas, weak=False)
+    connection.ensure_connection()
+    pragmas()
+
+
+def _insert_rows(objs: list[Any], *args: Any, **kwargs: Any) -> list[Any]:
+    """`bulk_create(objs)` for plain new rows as one `executemany`: each column's value is prepared for
+    the database once when it is the same in every row, else per row (Django compiles every value of
+    every row into the SQL, most of the insert's time at 100,000 rows). Signals and returned keys are
+    as with bulk_create on SQLite: none, and the primary keys the objects already hold."""
+    from django.db import connection
+
+    if not objs:
+        return objs
+    model = type(objs[0])
+    fields = list(model._meta.concrete_fields)
+    raw = [[f.pre_save(obj, True) for f in fields] for obj in objs]
+    columns: list[list[Any]] = []
+    for i, f in enumerate(fields):
+        first = raw[0][i]
+        if all(row[i] == first for row in raw):
+            columns.append([f.get_db_prep_save(first, connection)] * len(objs))
+        else:
+            columns.append([f.get_db_prep_save(row[i], connection) for row in raw])
+    if any(v is None for v in columns[fields.index(model._meta.pk)]):
+        raise ValueError("_insert_rows needs primary keys set on the objects (a UUID default does)")
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))})"
+    )
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, list(zip(*columns, strict=True)))
+    for obj in objs:
+        obj._state.adding = False
+    return objs
+
+
+def _open_requests(h: Harness, count: int, merchant: Any, token: Any) -> list[str]:
+    """fixtures.open_requests (the same rows, the same draws from the harness's rng), in one transaction
+    and written by `_insert_rows`."""
+    from django.db import transaction
+
+    from stablepay.models import PaymentRequest
+
+    t0 = time.perf_counter()
+    manager = PaymentRequest.objects
+    manager.bulk_create = _insert_rows  # type: ignore[method-assign]
+    try:
+        with transaction.atomic():
+            added = fixtures.open_requests(count, len(h.addresses), merchant, token, h.rng)
+    finally:
+        del manager.bulk_create
+    h.phase_seconds["open requests insert"] += time.perf_counter() - t0
+    return added
 
 
 def _measure(h: Harness, n: int, k: int, phase: str, blocks: int) -> dict[str, Any]:
@@ -325,9 +446,23 @@ def _reorg(h: Harness, n: int) -> dict[str, Any]:
     return out
 
 
+def _catch_up(h: Harness, n: int) -> dict[str, Any]:
+    """CATCH_UP_BLOCKS empty blocks mined at once, then passes of each design until its cursor reaches
+    the head; each design starts with the chunk size its own history left."""
+    t0 = time.monotonic()
+    for _ in range(CATCH_UP_BLOCKS // MINE_BATCH):
+        h.anvil.mine(MINE_BATCH)
+    h.phase_seconds["catch-up mining"] += time.monotonic() - t0
+    out = {"n": n, "blocks": CATCH_UP_BLOCKS, "baseline_chunk": h.baseline.chunk, **h.catch_up_both()}
+    print(f"[P1] catch-up: {out}", flush=True)
+    return out
+
+
 def bench() -> dict[str, Any]:
     t_start = time.monotonic()
+    steps: Counter[str] = Counter()  # wall time per step of the run, for the record
     fixtures.setup_django(sqlite_name="p1")
+    _fast_sqlite()
 
     from stablepay.chain import devchain
     from stablepay.models import Chain, PaymentRequest, Token
@@ -342,7 +477,7 @@ def bench() -> dict[str, Any]:
 
     cells: list[dict[str, Any]] = []
     warm_ups: list[dict[str, Any]] = []
-    with Anvil() as anvil, running(anvil.url) as proxy:
+    with Anvil(*ANVIL_ARGS) as anvil, running(anvil.url) as proxy, running(anvil.url) as baseline_proxy:
         w3 = anvil.w3
         token_address = devchain.deploy_token(w3, name="Bench HKD", symbol="BHKD", decimals=6)
         for i in range(SENDERS):
@@ -361,31 +496,49 @@ def bench() -> dict[str, Any]:
                 raise RuntimeError(new_import_error)
             return scan_chain(chain=chain, reader=reader)
 
-        h = Harness(anvil, proxy, token_address.lower(), chain, scan_new)
+        h = Harness(anvil, {"new": proxy, "baseline": baseline_proxy}, token_address.lower(), chain, scan_new)
         h.both()  # the first passes start both cursors at the head
         reorg: dict[str, Any] = {}
         catch_up: dict[str, Any] = {}
+        steps["set-up (Django, anvil, token, proxies)"] = time.monotonic() - t_start
         for n in NS:
-            added = fixtures.open_requests(n - len(h.addresses), len(h.addresses), merchant, token, h.rng)
+            t0 = time.monotonic()
+            added = _open_requests(h, n - len(h.addresses), merchant, token)
             h.addresses += added
             h.watched.update(a.lower() for a in added)
             assert PaymentRequest.objects.count() == n
+            steps["open requests"] += time.monotonic() - t0
+            if n == NS[-1]:
+                t0 = time.monotonic()
+                catch_up = _catch_up(h, n)
+                steps["catch-up"] = time.monotonic() - t0
             for k in KS:
+                t0 = time.monotonic()
                 warm_ups.append({"n": n, **_warm_up(h, k)})
+                steps["warm-ups"] += time.monotonic() - t0
+                t0 = time.monotonic()
                 cells.append(_measure(h, n, k, "steady", BLOCKS))
+                steps["measured blocks"] += time.monotonic() - t0
                 if k and n == NS[-1] and k == KS[-1]:
+                    t0 = time.monotonic()
                     reorg = _reorg(h, n)
+                    steps["reorg"] += time.monotonic() - t0
                 if k:
+                    t0 = time.monotonic()
                     cells.append(_measure(h, n, k, "quiet", QUIET))
-        for _ in range(CATCH_UP_BLOCKS // MINE_BATCH):
-            anvil.mine(MINE_BATCH)
-        chunk_before = h.baseline.chunk
-        catch_up = {"blocks": CATCH_UP_BLOCKS, "baseline_chunk": chunk_before, **h.catch_up_both()}
-        print(f"[P1] catch-up: {catch_up}", flush=True)
+                    steps["measured blocks"] += time.monotonic() - t0
+        h.close()
         mismatch = h.mismatch
         new_error = h.new_error
+        phases = {
+            "by step": {k: round(v, 1) for k, v in steps.items()},
+            "by activity": {k: round(v, 1) for k, v in sorted(h.phase_seconds.items())},
+        }
+        print(f"[P1] seconds {phases}", flush=True)
 
-    return _result(cells, warm_ups, reorg, catch_up, new_error, mismatch, time.monotonic() - t_start)
+    result = _result(cells, warm_ups, reorg, catch_up, new_error, mismatch, time.monotonic() - t_start)
+    result["raw"]["phase_seconds"] = phases
+    return result
 
 
 def _result(
@@ -451,7 +604,7 @@ def _result(
         "id": "P1",
         "what": "JSON-RPC calls per new block (each batch element counts)",
         "workload": (
-            f"anvil, 1 token, confirmations {CONFIRMATIONS}, counting proxy; open requests N = "
+            f"anvil, 1 token, confirmations {CONFIRMATIONS}, a counting proxy per design; open requests N = "
             f"{', '.join(f'{n:,}' for n in NS)} x payments per block k = {', '.join(map(str, KS))}: "
             f"{WINDOW} warm-up blocks (read in one catch-up) then {BLOCKS} measured blocks per cell, one pass "
             f"per new block, "
@@ -468,14 +621,16 @@ def _result(
         "target": "new design: <= 2 calls per new block without new payments, <= 3 with them, in every cell",
         "met": bool(calls_ok and paid_ok),
         "notes": (
-            f"calls counted by a proxy in its own process (bench/rpc_counter.py), each batch element once; "
+            "calls counted by a proxy per design, each in its own process (bench/rpc_counter.py), each batch "
+            "element once; "
             f"worst cell's mean calls per block by method, new design: {methods_new}, baseline: "
             f"{worst['baseline']['per_method_mean']}; every payment recorded: new design {paid_ok}, baseline "
             f"{base_paid_ok}; baseline passes whose own count differed from the proxy's: {mismatch}; "
             f"the reorg replaces the last {REORG_DEPTH} blocks at the same height (anvil_reorg), dropping "
             f"{reorg.get('payments_dropped')} payments and re-including {reorg.get('payments_reincluded')}; "
-            f"catch-up blocks are empty (anvil_mine), each design starting with the chunk its own history left "
-            f"(baseline {catch_up.get('baseline_chunk')})" + (f"; NEW DESIGN ERROR: {new_error}" if new_error else "")
+            f"catch-up blocks are empty (anvil_mine), at N=100,000 before its cells, each design starting with "
+            f"the chunk its own history left (baseline {catch_up.get('baseline_chunk')})"
+            + (f"; NEW DESIGN ERROR: {new_error}" if new_error else "")
         ),
         "raw": {"cells": cells, "warm_ups": warm_ups, "reorg": reorg, "catch_up": catch_up, "new_error": new_error},
         "seconds": round(seconds, 1),
