@@ -123,6 +123,30 @@ def test_overpaid_says_the_excess_is_refunded(
     shoot_both(page, "pay-overpaid")
 
 
+def test_confirming_hides_the_qr_so_nobody_pays_twice(
+    page: Page, live_server: Any, local_chain: LocalChain, shop_request: PaymentRequest
+) -> None:
+    """Everything due has arrived and waits for confirmations: the QR, "send exactly" (the full amount again)
+    and the wallet buttons go away; the progress and the payment received show the depth."""
+    chain = local_chain.chain
+    chain.confirmations = 50  # stays confirming for this test
+    chain.save()
+    page.goto(f"{live_server.url}/pay/{shop_request.pk}/")
+    expect(page.locator("#pay-qr")).to_be_visible()
+    local_chain.pay(shop_request.pay_to, int(shop_request.amount_due_base_units))
+    local_chain.mine(1)
+    watcher.scan_once()
+    expect(page.locator("#pay")).to_have_attribute("data-state", "confirming", timeout=10_000)
+    expect(page.locator("#status-text")).to_contain_text("/50")
+    expect(page.locator("#pay-qr")).to_be_hidden()
+    expect(page.locator("#pay-instructions")).to_be_hidden()
+    expect(page.locator("#wallet-pay-button")).to_be_hidden()
+    expect(page.locator("#transfers")).to_contain_text("/50 confirmations")
+    expect(page.locator("#countdown-wrap")).to_be_hidden()
+    expect(page.locator("#progress")).to_be_visible()
+    shoot_both(page, "pay-confirming")
+
+
 def test_late_payment_is_for_the_merchant_to_review(
     page: Page, live_server: Any, local_chain: LocalChain, shop_request: PaymentRequest
 ) -> None:

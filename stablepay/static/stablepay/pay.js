@@ -129,8 +129,10 @@
     renderTransfers(s);
     renderReceipt(s);
     const done = DONE.includes(s.state);
-    $("pay-instructions").hidden = done;
-    $("pay-hint").hidden = done;
+    // Confirming: everything due has arrived; "send exactly" and a QR still on screen would invite paying twice.
+    const sent = done || s.state === "confirming";
+    $("pay-instructions").hidden = sent;
+    $("pay-hint").hidden = sent;
     const restart = $("restart");
     if (restart) restart.hidden = s.state !== "expired";
     const demo = $("demo-wallet");
