@@ -3,7 +3,13 @@ this module, or copy it, to check a delivery.
 
 The header is `Stablepay-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`.
 While a rotated secret is in its grace period, a delivery carries one `v1=` per valid secret
-(`t=...,v1=<new>,v1=<old>`): a receiver that knows any one of them accepts it.
+(`t=...,v1=<new>,v1=<old>`): a receiver that knows any one of them accepts it. Stripe's verifier rules
+(`t=`, `v1=`, 300 s) accept it as they are.
+
+Every delivery is also signed in the Standard Webhooks format (CONTRACT §7, standardwebhooks.com):
+`webhook-id` (the payload's `id`), `webhook-timestamp`, and `webhook-signature: v1,<base64 HMAC-SHA256(
+secret, "<id>.<timestamp>.<raw body>")>`, one space-separated `v1,` per valid secret, keyed with the
+secret's UTF-8 bytes; `standard_secret` gives it as `whsec_<base64>`, the form those libraries take.
 
     from stablepay.signature import SignatureVerificationError, verify_signature
 
@@ -15,6 +21,7 @@ While a rotated secret is in its grace period, a delivery carries one `v1=` per 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
@@ -22,6 +29,12 @@ import time
 from collections.abc import Iterable
 
 SIGNATURE_HEADER = "Stablepay-Signature"
+STANDARD_ID_HEADER, STANDARD_TIMESTAMP_HEADER, STANDARD_SIGNATURE_HEADER = (
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+)
+STANDARD_SECRET_PREFIX = "whsec_"
 SCHEME = "v1"
 DEFAULT_TOLERANCE_SECONDS = 300
 _HEX_SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -58,6 +71,28 @@ def sign(secrets: str | Iterable[str], raw_body: bytes | str, timestamp: int) ->
     """The header value: `t=<timestamp>` then one `v1=` per secret, in the order given (newest first)."""
     macs = [f"{SCHEME}={compute(key, raw_body, timestamp)}" for key in _secrets(secrets)]
     return ",".join([f"t={timestamp}", *macs])
+
+
+def standard_secret(secret: str | bytes) -> str:
+    """The secret as Standard Webhooks libraries take it: `whsec_` + the base64 of its UTF-8 bytes."""
+    key = secret.encode() if isinstance(secret, str) else bytes(secret)
+    return STANDARD_SECRET_PREFIX + base64.b64encode(key).decode()
+
+
+def standard_headers(
+    secrets: str | Iterable[str], message_id: str, raw_body: bytes | str, timestamp: int
+) -> dict[str, str]:
+    """The Standard Webhooks headers of one attempt: one `v1,<base64>` per secret, newest first."""
+    signed = f"{message_id}.{timestamp}.".encode() + _body(raw_body)
+    macs = [
+        f"{SCHEME},{base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()}"
+        for key in _secrets(secrets)
+    ]
+    return {
+        STANDARD_ID_HEADER: message_id,
+        STANDARD_TIMESTAMP_HEADER: str(timestamp),
+        STANDARD_SIGNATURE_HEADER: " ".join(macs),
+    }
 
 
 def parse_header(header: str) -> tuple[int, list[str]]:

@@ -29,6 +29,7 @@ from stablepay.signature import (
     SIGNATURE_HEADER,
     SignatureVerificationError,
     sign,
+    standard_headers,
     verify_signature,
 )
 
@@ -160,10 +161,12 @@ def deliver(delivery_id: int, *, now: datetime | None = None) -> bool:
         if not secrets:  # never sent unsigned
             delivery.last_status_code, delivery.last_error, ok = None, "no webhook signing secret is set", False
         else:
+            at = int(now.timestamp())
             headers = {
                 "Content-Type": "application/json",
                 "User-Agent": "stablepay-webhooks/1",
-                SIGNATURE_HEADER: sign(secrets, body, int(now.timestamp())),
+                SIGNATURE_HEADER: sign(secrets, body, at),
+                **standard_headers(secrets, str(delivery.event_id), body, at),  # webhook-id: the payload's id
             }
             outcome = webhook_target.post(delivery.merchant.webhook_url, body, headers, timeout=TIMEOUT_SECONDS)
             delivery.last_status_code, delivery.last_error, ok = outcome.status_code, outcome.reason, outcome.ok

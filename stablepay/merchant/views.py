@@ -52,6 +52,7 @@ from stablepay.merchant.forms import (
 )
 from stablepay.merchant.labels import STATUS_LABELS
 from stablepay.models import Merchant
+from stablepay.signature import standard_secret
 
 SESSION_KEY = "stablepay_merchant"
 # A generated webhook secret waits here (encrypted, with its merchant) for the one page that shows it.
@@ -337,6 +338,7 @@ def _settings_response(
         "webhook_secret_set": bool(merchant.webhook_secret),
         "webhook_secret_previous_until": until if until and until > timezone.now() else None,
         "new_webhook_secret": new_webhook_secret,
+        "new_webhook_secret_standard": standard_secret(new_webhook_secret) if new_webhook_secret else "",
     }
     response = render(request, "stablepay/merchant/settings.html", context, status=status)
     if new_webhook_secret:
