@@ -22,6 +22,7 @@ from web3.types import TxReceipt
 
 from stablepay.chain import devchain, forwarder
 from tests.support import real_coins
+from tests.support.safe import SafeWallet
 from tests.support.services import Anvil
 
 SETTLEMENT = devchain.dev_account(5).address  # the merchant's Safe or cold wallet
@@ -203,3 +204,18 @@ def test_offline_refusals() -> None:
         forwarder.deposit_address(devchain.dev_account(6).address, forwarder.salt_for(SETTLEMENT, 1))
     number = forwarder.request_number("3f2a9c1e-0000-4000-8000-0000000000ff")
     assert number == 0x0000_4000_8000_0000_0000_00FF  # the last 24 hex digits
+
+
+def test_a_safe_as_settlement_address_runs_the_batch_itself(w3: Web3, hkdx: str) -> None:
+    """The merchant's Safe (two owners of two) executes [deploy the factory, sweep] as one batch, the way the
+    Safe web app runs a Transaction Builder file; the money lands in the Safe."""
+    wallet = SafeWallet.deploy(w3, owners=[5, 6], threshold=2)
+    made = deposits(2, settlement=wallet.address)
+    for address, _ in made:
+        devchain.transfer(w3, hkdx, address, 2_500_000, sender_index=PAYER)
+    assert not w3.eth.get_code(forwarder.factory_address())
+    batch = [forwarder.deploy_factory_transaction(), forwarder.sweep_transaction(hkdx, [s for _, s in made])]
+    wallet.execute_batch(batch, sender=ATTACKER)  # anyone may submit what the owners signed
+    assert w3.eth.get_code(forwarder.factory_address())
+    assert real_coins.balance_of(w3, hkdx, wallet.address) == 5_000_000
+    assert all(real_coins.balance_of(w3, hkdx, address) == 0 for address, _ in made)
