@@ -20,17 +20,18 @@ pragma solidity 0.8.37;
 ///   is another deposit address (one nobody was asked to pay). Works with any ERC-20, registered or not:
 ///   tokens that return no bool (USDT), tokens that take a fee on transfer (the settlement address gets
 ///   what the token delivers); a token that refuses the transfer (a paused or blacklisting stablecoin)
-///   skips that address and the rest of the batch goes on.
+///   skips that address and the rest of the batch goes on. The amounts moved are the token's own Transfer
+///   logs (deposit address -> settlement address), which the watcher records as the sweep.
 ///
 ///   This factory is deployed at the same address on every EVM chain through the standard CREATE2
 ///   deployer (0x4e59b44847b379578588920ca78fbf26c0b4956c), with a zero salt. Compiled with no metadata
 ///   hash (contracts/build.sh), so the address depends on the code alone, not on comments or paths.
 contract ForwarderFactory {
-    /// @notice `amount` of `token` left `depositAddress` for `settlement` (what the token delivers may be less).
-    event Swept(
-        address indexed token, address indexed depositAddress, address indexed settlement, bytes32 salt, uint256 amount
-    );
-    /// @notice The token refused to move this address's balance (paused, blacklisted, or not a token).
+    /// @notice A sweep of `token` created the forwarders of `addresses` deposit addresses. The amounts are the
+    /// token's own Transfer logs, from each deposit address to its settlement address.
+    event Swept(address indexed token, uint256 addresses);
+    /// @notice This address's forwarder could not run: the token refused the transfer (paused, blacklisted,
+    /// not a token), or the salt was listed twice in one sweep. Its balance stays for a later sweep.
     event SweepFailed(address indexed token, address indexed depositAddress, bytes32 salt);
 
     error Reentered();
@@ -44,35 +45,38 @@ contract ForwarderFactory {
     }
 
     /// @notice The deposit address of `salt`, as `sweep` creates it.
-    function depositAddress(bytes32 salt) public view returns (address) {
-        return _depositAddress(salt, keccak256(_initCode(_settlement(salt))));
+    function depositAddress(bytes32 salt) external view returns (address) {
+        bytes memory initCode = _initCode(_settlement(salt));
+        return address(uint160(uint256(keccak256(abi.encodePacked(bytes1(0xff), address(this), salt, keccak256(initCode))))));
     }
 
-    /// @notice Moves the whole `token` balance of each salt's deposit address to its settlement address.
-    /// Addresses holding none of it are skipped; returns how many were swept.
+    /// @notice Moves the whole `token` balance of each salt's deposit address to its settlement address;
+    /// returns how many forwarders ran. List only addresses that hold the token (stablepay_sweep checks the
+    /// balances first): a forwarder for an empty address runs too, and moves nothing.
     function sweep(address token, bytes32[] calldata salts) external returns (uint256 swept) {
         if (_sweeping != address(0)) revert Reentered();
         _sweeping = token;
         for (uint256 i = 0; i < salts.length; i++) {
             bytes32 salt = salts[i];
             address settlement = _settlement(salt);
-            if (settlement == address(0)) continue; // never issued: tokens would be burned
+            if (settlement == address(0)) continue; // never issued: the tokens would be burned
             bytes memory initCode = _initCode(settlement);
-            address deposit = _depositAddress(salt, keccak256(initCode));
-            uint256 amount = _balanceOf(token, deposit);
-            if (amount == 0) continue; // nothing to move (a wrong salt, or already swept)
             address created;
             assembly {
                 created := create2(0, add(initCode, 32), mload(initCode), salt)
             }
             if (created == address(0)) {
-                emit SweepFailed(token, deposit, salt);
+                emit SweepFailed(
+                    token,
+                    address(uint160(uint256(keccak256(abi.encodePacked(bytes1(0xff), address(this), salt, keccak256(initCode)))))),
+                    salt
+                );
             } else {
-                emit Swept(token, deposit, settlement, salt, amount);
                 swept++;
             }
         }
         _sweeping = address(0);
+        emit Swept(token, swept);
     }
 
     function _settlement(bytes32 salt) private pure returns (address) {
@@ -81,15 +85,6 @@ contract ForwarderFactory {
 
     function _initCode(address settlement) private pure returns (bytes memory) {
         return abi.encodePacked(type(Forwarder).creationCode, abi.encode(settlement));
-    }
-
-    function _depositAddress(bytes32 salt, bytes32 initCodeHash) private view returns (address) {
-        return address(uint160(uint256(keccak256(abi.encodePacked(bytes1(0xff), address(this), salt, initCodeHash)))));
-    }
-
-    function _balanceOf(address token, address account) private view returns (uint256) {
-        (bool ok, bytes memory data) = token.staticcall(abi.encodeWithSelector(0x70a08231, account));
-        return ok && data.length >= 32 ? abi.decode(data, (uint256)) : 0;
     }
 }
 
@@ -101,9 +96,12 @@ contract Forwarder {
         (bool ok, bytes memory data) = token.staticcall(abi.encodeWithSelector(0x70a08231, address(this)));
         require(ok && data.length >= 32, "balanceOf failed");
         uint256 balance = abi.decode(data, (uint256));
-        // transfer(settlement, balance); a token that returns nothing (USDT) counts as success, as in OpenZeppelin's SafeERC20.
-        (ok, data) = token.call(abi.encodeWithSelector(0xa9059cbb, settlement, balance));
-        require(ok && (data.length == 0 || abi.decode(data, (bool))), "transfer failed");
+        if (balance > 0) {
+            // transfer(settlement, balance); a token that returns nothing (USDT) counts as success, as in
+            // OpenZeppelin's SafeERC20.
+            (ok, data) = token.call(abi.encodeWithSelector(0xa9059cbb, settlement, balance));
+            require(ok && (data.length == 0 || abi.decode(data, (bool))), "transfer failed");
+        }
         selfdestruct(payable(settlement));
     }
 }
