@@ -37,6 +37,7 @@ BENCHMARKS = {
     "P6": "memory",
     "P7": "load",
     "P8": "page_weight",
+    "P9": "treasury_gas",
 }
 
 
