@@ -11,6 +11,7 @@ from pathlib import Path
 
 import environ
 
+from stablepay.login_settings import webauthn_relying_party
 from stablepay.ratelimit import parse_rate, parse_trusted_proxies
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -47,6 +48,12 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "stablepay",
     "shop",
+    # Logins (issue 16): lockout after failed passwords, and second factors (see "Logins" below).
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "django_otp_webauthn",
 ]
 
 MIDDLEWARE = [
@@ -63,8 +70,14 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): has this session passed a second factor (django-otp)?
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Signed in but not past the second factor: every page but the public ones goes to verify or enrol.
+    "stablepay.second_factor.SecondFactorMiddleware",
+    # Last, as django-axes requires: turns a locked-out login attempt into the lockout page (429).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "shop.urls"
@@ -110,6 +123,70 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
+
+# --- Logins (issue 16): lockout, and second factors for staff -------------------------------------
+# django-axes counts failed passwords at /accounts/login/ and /admin/login/ (every authenticate() with a
+# request), separately per user name and per client address (stablepay/login_lockout.py):
+# - STABLEPAY_LOGIN_FAILURES_PER_USER (default 5) wrong passwords for one user name, from anywhere, lock that
+#   name. An attacker can thus keep a user locked out (the usual price of a per-user lockout); they cannot
+#   guess more than 5 passwords per cool-off for it, from any number of addresses.
+# - STABLEPAY_LOGIN_FAILURES_PER_IP (default 50) failures from one client address, across all names, lock the
+#   address (password spraying: one password tried on many names). Not 5: many Hong Kong users share one
+#   carrier-NAT or office address, and one user's typos must not lock the others out. Each name stops at 5,
+#   so 50 is ten people locked out behind one address in one cool-off, far above honest sign-ins to a
+#   dashboard used by staff and merchants (shoppers never sign in), and far below what spraying needs.
+# - A lockout lasts STABLEPAY_LOGIN_COOLOFF_MINUTES (default 15) after the last failure: failing again while
+#   locked out restarts it. The right password during a lockout is refused like a wrong one.
+# - A successful login clears that user name's failures (only its own: signing in to one's own account does
+#   not clear the failures an address ran up against others).
+# The client address is the one the rate limits use (STABLEPAY_TRUSTED_PROXIES, stablepay/ratelimit.py).
+# An operator unlocks early with `manage.py axes_reset_username NAME` or in the admin (Axes > Access attempts).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out attempt before any password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+AXES_HANDLER = "stablepay.login_lockout.LoginLockoutHandler"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own, not combined
+AXES_FAILURE_LIMIT = env.int("STABLEPAY_LOGIN_FAILURES_PER_USER", default=5)
+STABLEPAY_LOGIN_FAILURES_PER_IP = env.int("STABLEPAY_LOGIN_FAILURES_PER_IP", default=50)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("STABLEPAY_LOGIN_COOLOFF_MINUTES", default=15.0))
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True
+AXES_CLIENT_IP_CALLABLE = "stablepay.login_lockout.client_ip"
+AXES_LOCKOUT_CALLABLE = "stablepay.login_lockout.lockout_response"  # registration/locked_out.html, 429
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False  # no banner on every start-up (management commands' output stays as it was)
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "password"]
+# Second factors (django-otp): TOTP apps, passkeys (django-otp-webauthn) and one-time backup codes. Required
+# for staff, ops users and anyone who can change where money goes; optional for merchant users. Who must,
+# and which pages wait for it: stablepay/second_factor.py. Pages: /accounts/two-factor/ (verify) and
+# /accounts/two-factor/setup/ (enrol).
+# The pages that need no login, open to a session that has not passed its second factor yet (every other
+# page, /ops/, /merchant/, /admin/ and the account pages included, sends such a session to verify or enrol;
+# the sign-in, sign-out, second-factor and passkey pages, static files and /i18n/ are always open).
+STABLEPAY_SECOND_FACTOR_OPEN_PATHS = ["/store/", "/orders/", "/pay/", "/api/", "/healthz"]
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="stablepay")
+# Wrong codes: each device waits 1, 2, 4, 8 ... seconds after each successive failure before it checks another
+# code (django-otp's throttling, on for both code kinds); a right code resets it.
+OTP_TOTP_THROTTLE_FACTOR = 1
+OTP_STATIC_THROTTLE_FACTOR = 1
+# The admin lists devices (an administrator deletes those of a user who lost them) but never shows a TOTP key,
+# its QR or a backup code: with them, one admin could pass another user's second factor.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+# Passkeys: a second factor only, never a way in without the password (which axes guards).
+OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False
+OTP_WEBAUTHN_RP_NAME = env.str("OTP_WEBAUTHN_RP_NAME", default="stablepay")
+# The relying party is the site's host name; a passkey works only on it and its subdomains, and browsers
+# refuse an IP address, so the demo (served on 127.0.0.1) offers passkeys at http://localhost:PORT/.
+# Production: STABLEPAY_BASE_URL (https) or the first ALLOWED_HOSTS name with HTTPS=true, unless set.
+OTP_WEBAUTHN_RP_ID, OTP_WEBAUTHN_ALLOWED_ORIGINS = webauthn_relying_party(
+    base_url=env.str("STABLEPAY_BASE_URL", default="http://127.0.0.1:8000"),
+    https=env.bool("HTTPS", default=False),
+    allowed_hosts=ALLOWED_HOSTS,
+    rp_id=env.str("OTP_WEBAUTHN_RP_ID", default=""),
+    origins=env.list("OTP_WEBAUTHN_ALLOWED_ORIGINS", default=[]),
+)
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("zh-hant", "繁體中文")]
@@ -265,7 +342,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"web3": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}},
+    "loggers": {"web3": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
 
 # --- Rate limits on payment-request creation (stablepay/ratelimit.py) ---------------------------------
@@ -296,3 +373,22 @@ STABLEPAY_RATE_LIMITS = {
     "REDIS_RETRY_SECONDS": 5.0,
     "KEY_PREFIX": "stablepay:rl:",
 }
+
+# --- Email (issue 16 part 3: changes to where money goes are emailed to the merchant's users) ---------
+# EMAIL_BACKEND from the environment; by default the console backend (prints) in DEBUG and the demo, SMTP
+# otherwise (EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS). Tests use
+# Django's in-memory outbox.
+_CONSOLE_EMAIL = "django.core.mail.backends.console.EmailBackend"
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default=_CONSOLE_EMAIL
+    if DEBUG or env.bool("STABLEPAY_DEMO", default=False)
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="stablepay <noreply@localhost>")
+# --- end of the email block ---------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Root URLs: the store, stablepay (payment page, API, dashboards), admin, login and language switching."""
+"""Root URLs: the store, stablepay (payment page, API, dashboards), admin, login, second factors and language
+switching."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -6,6 +7,9 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("stablepay.urls")),
     path("", include("shop.store_urls")),
+    # Second factors (before auth.urls): verify and enrol, and django-otp-webauthn's passkey endpoints.
+    path("accounts/two-factor/", include("stablepay.second_factor_urls")),
+    path("accounts/webauthn/", include("django_otp_webauthn.urls", namespace="otp_webauthn")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),

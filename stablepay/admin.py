@@ -1,5 +1,11 @@
 """Admin for support staff: the registry is editable, the ledger is read-only.
 
+Where money goes is not edited here directly (issue 16 part 3): saving a change to a merchant's guarded
+fields (stablepay.change_control.GUARDED_MERCHANT_FIELDS: xpub, tolerance, four-eyes limits) or to an FX
+rate only proposes it, with a required note; a second person holding `stablepay.approve_change` approves
+it in the ops console (/ops/changes/). A merchant's other fields (name, expiry, webhook) save directly; a
+new merchant saves directly and is recorded as an applied change. Change records are read-only here.
+
 The ledger (requests, transfers, events, ops decisions, webhooks) is written by services only. Admin
 actions on payment requests call those services: reconcile now, and accept or void open exceptions
 with a required note (the ops console's decision, audited the same way).
@@ -19,12 +25,14 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from stablepay import setup_file, webhook_target
+from stablepay import change_control, setup_file, webhook_target
 from stablepay.errors import StablepayError
 from stablepay.models import (
     ActionState,
     Block,
     Chain,
+    ChangeProposal,
+    ChangeState,
     Cursor,
     Event,
     FxRate,
@@ -138,9 +146,40 @@ class TokenAdmin(admin.ModelAdmin):
 
 class MerchantAdminForm(forms.ModelForm):
     """The webhook URL follows the same rule here as on the settings page and at delivery (issue 16). The
-    admin builds the form's Meta (model, and the fields MerchantAdmin shows)."""
+    admin builds the form's Meta (model, and the fields MerchantAdmin shows). A change to a guarded field
+    needs a note: it becomes a proposal (see MerchantAdmin.save_model)."""
 
     webhook_url = forms.URLField(required=False, max_length=500, assume_scheme="https")
+    change_note = forms.CharField(
+        required=False,
+        max_length=change_control.MAX_NOTE,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label="Why (for a change to where money goes)",
+        help_text="Required when the xpub, the tolerance or a four-eyes limit changes: that change is only"
+        " proposed, and applied once a second person approves it in the ops console.",
+    )
+
+    def guarded_changes(self) -> dict[str, Any]:
+        if self.instance.pk is None:
+            return {}
+        return {f: self.cleaned_data.get(f) for f in change_control.GUARDED_MERCHANT_FIELDS if f in self.changed_data}
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        for field in change_control.GUARDED_MERCHANT_FIELDS:
+            if field in self.fields and field in cleaned and not self.errors.get(field):
+                try:
+                    change_control.clean_value(field, cleaned[field])
+                except StablepayError as exc:
+                    self.add_error(field, exc.message)
+        if self.guarded_changes():
+            if not (cleaned.get("change_note") or "").strip():
+                self.add_error("change_note", "Say why: a change to where money goes needs a note.")
+            if ChangeProposal.objects.filter(merchant=self.instance, state=ChangeState.PENDING).exists():
+                raise forms.ValidationError(
+                    "A change to this merchant already awaits approval in the ops console: decide on it first."
+                )
+        return cleaned
 
     def clean_webhook_url(self) -> str:
         url: str = self.cleaned_data.get("webhook_url") or ""
@@ -161,10 +200,124 @@ class MerchantAdmin(admin.ModelAdmin):
     # Webhook secrets are never shown here (they are encrypted at rest); rotate them from /merchant/settings/.
     exclude = ("webhook_secret", "webhook_secret_previous")
 
+    def save_model(self, request: HttpRequest, obj: Merchant, form: Any, change: bool) -> None:
+        """Guarded fields are proposed, not saved (four eyes); the others save as usual."""
+        guarded = form.guarded_changes() if change else {}
+        if guarded:
+            current = Merchant.objects.get(pk=obj.pk)
+            for field in guarded:
+                setattr(obj, field, getattr(current, field))
+        super().save_model(request, obj, form, change)
+        if guarded:
+            proposal = change_control.propose_merchant_change(
+                merchant_id=obj.pk, changes=guarded, note=form.cleaned_data["change_note"], user=request.user
+            )
+            self.message_user(
+                request,
+                f"Not applied yet: the change to {', '.join(guarded)} was proposed as change #{proposal.pk}. A second"
+                " person with the approve_change permission must approve it in the ops console (/ops/changes/);"
+                " the merchant's users were told.",
+                messages.WARNING,
+            )
+        elif not change:
+            change_control.change_record_applied(
+                merchant=obj,
+                changes={f: {"from": None, "to": change_control.as_json(getattr(obj, f))} for f in GUARDED_FIELDS},
+                note=form.cleaned_data.get("change_note") or "merchant added in the admin",
+                actor=change_control.actor_name(request.user),
+                user=request.user,
+                webhook=False,
+            )
+
+
+GUARDED_FIELDS = change_control.GUARDED_MERCHANT_FIELDS
+
+
+class FxRateAdminForm(forms.ModelForm):
+    """An FX change is a proposal with a note (and removal is one too): see FxRateAdmin."""
+
+    change_note = forms.CharField(
+        max_length=change_control.MAX_NOTE,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label="Why",
+        help_text="Every FX change is only proposed, and applied once a second person approves it in the ops console.",
+    )
+    remove = forms.BooleanField(required=False, label="Propose removing this rate (the built-in default applies)")
+
+    class Meta:
+        model = FxRate
+        fields = ("base", "quote", "rate")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        base = self.instance.base if self.instance.pk else cleaned.get("base")
+        quote = self.instance.quote if self.instance.pk else cleaned.get("quote")
+        if base and quote:
+            try:
+                pair = change_control.clean_pair(base, quote)
+                if not cleaned.get("remove") and cleaned.get("rate") is not None:
+                    change_control.clean_rate(cleaned["rate"])
+            except StablepayError as exc:
+                raise forms.ValidationError(exc.message) from exc
+            if ChangeProposal.objects.filter(fx_pair=pair, state=ChangeState.PENDING).exists():
+                raise forms.ValidationError(f"A change to {pair} already awaits approval: decide on it first.")
+        return cleaned
+
 
 @admin.register(FxRate)
 class FxRateAdmin(admin.ModelAdmin):
+    """FX rates value every quote: a change (or removal) here is only proposed; a second person with
+    `stablepay.approve_change` applies it from the ops console. Nothing is saved or deleted directly."""
+
+    form = FxRateAdminForm
     list_display = ("base", "quote", "rate", "updated_at")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return ("base", "quote", "updated_at") if obj is not None else ("updated_at",)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        fields = ["base", "quote", "rate", "change_note"]
+        return [*fields, "remove", "updated_at"] if obj is not None else fields
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # removal is proposed from the change form
+
+    def save_model(self, request: HttpRequest, obj: FxRate, form: Any, change: bool) -> None:
+        rate = None if form.cleaned_data.get("remove") else form.cleaned_data["rate"]
+        proposal = change_control.propose_fx_change(
+            base=obj.base, quote=obj.quote, rate=rate, note=form.cleaned_data["change_note"], user=request.user
+        )
+        self.message_user(
+            request,
+            f"Not applied yet: the FX change to {proposal.fx_pair} was proposed as change #{proposal.pk}. A second"
+            " person with the approve_change permission must approve it in the ops console (/ops/changes/).",
+            messages.WARNING,
+        )
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        pass  # nothing was saved
+
+    def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        return None  # the change record is the log
+
+    def log_change(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        return None
+
+    def response_add(self, request: HttpRequest, obj: Any, post_url_continue: str | None = None) -> HttpResponse:
+        return self.response_post_save_add(request, obj)
+
+    def response_change(self, request: HttpRequest, obj: Any) -> HttpResponse:
+        return self.response_post_save_change(request, obj)
+
+
+@admin.register(ChangeProposal)
+class ChangeProposalAdmin(ReadOnlyAdmin):
+    """Changes to where money goes: proposed, approved, rejected, or applied by setup. Append-only."""
+
+    list_display = ("proposed_at", "merchant", "fx_pair", "state", "actor", "decided_by", "decided_at")
+    list_filter = ("state",)
+    search_fields = ("merchant__slug", "fx_pair", "note", "actor")
+    list_select_related = ("merchant", "decided_by")
 
 
 class EventInline(admin.TabularInline):

@@ -76,6 +76,7 @@ REQUEST_FIELDS = (
     "amount",
     "currency",
     "rate",
+    "fx_rates",
     "amount_due_base_units",
     "amount_paid_base_units",
     "pay_to",
@@ -109,7 +110,10 @@ TRANSFER_FIELDS = (
     "screened_at",
     "created_at",
 )
-# Fields added after the first archives were written, with the value an older archive means.
+# Fields added after the first archives were written, with the value an older archive means. A request
+# from an archive older than `fx_rates` imports with none recorded (NULL: see PaymentRequest.fx_rates);
+# a request already here is compared only on the fields the archive has.
+REQUEST_DEFAULTS: dict[str, Any] = {"fx_rates": None}
 TRANSFER_DEFAULTS = {
     "confirmed_at": None,
     "confirmed_head_block": None,
@@ -377,7 +381,7 @@ class _Importer:
             }
             _compare("payment_request", key, mine, data)
             return
-        fields = {n: _parse(n, data[n]) for n in REQUEST_FIELDS}
+        fields = {n: _parse(n, data[n] if n in data else REQUEST_DEFAULTS[n]) for n in REQUEST_FIELDS}
         request = PaymentRequest(
             pk=key,
             merchant=self.merchants[data["merchant"]],

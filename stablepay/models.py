@@ -159,6 +159,24 @@ class Merchant(models.Model):
     accepted_licence_statuses = models.JSONField(default=all_licence_statuses, blank=True)
     accepted_token_currencies = models.JSONField(default=list, blank=True)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="merchants")
+    # Four-eyes limits of this merchant's ops decisions (stablepay/ops/selectors.py), HKD-equivalent; None:
+    # the deployment-wide STABLEPAY setting, which only the deployer changes (environment). Guarded like the
+    # xpub: changed only through stablepay.change_control (propose, a second person approves).
+    refund_four_eyes_above_hkd = models.DecimalField(
+        max_digits=20,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="A refund worth more than this (HKD) needs a second approver; empty: the deployment's limit.",
+    )
+    accept_four_eyes_above_hkd = models.DecimalField(
+        max_digits=20,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Accepting a shortfall worth this much (HKD) or more needs a second approver; empty: the"
+        " deployment's limit.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -167,6 +185,14 @@ class Merchant(models.Model):
             models.CheckConstraint(
                 condition=Q(payment_tolerance_percent__gte=0) & Q(payment_tolerance_percent__lt=100),
                 name="merchant_tolerance_in_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(refund_four_eyes_above_hkd__isnull=True) | Q(refund_four_eyes_above_hkd__gte=0),
+                name="merchant_refund_limit_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(accept_four_eyes_above_hkd__isnull=True) | Q(accept_four_eyes_above_hkd__gte=0),
+                name="merchant_accept_limit_not_negative",
             ),
         ]
 
@@ -228,6 +254,11 @@ class PaymentRequest(models.Model):
     amount = models.DecimalField(max_digits=20, decimal_places=2)
     currency = models.CharField(max_length=3, choices=Currency.choices)
     rate = models.DecimalField(max_digits=40, decimal_places=18, help_text="Token units per 1 unit of currency.")
+    # The FX table the quote was made with, {"USD/HKD": "7.80", ...} (stablepay.money.rates_as_json): ops
+    # decisions value this request's refunds and shortfalls with it, never with the live table (issue 16).
+    # NULL: not recorded (a row written outside payment_request_create, or imported from an archive older
+    # than the column): such a request cannot be priced in HKD except HKD to HKD, so its decisions need four eyes.
+    fx_rates = models.JSONField(null=True, blank=True, editable=False)
     amount_due_base_units = BaseUnitsField()
     amount_paid_base_units = BaseUnitsField(default=Decimal(0))
     pay_to = models.CharField(max_length=42)
@@ -336,6 +367,74 @@ class OpsAction(AppendOnly):
 
     def __str__(self) -> str:
         return f"{self.action} {self.payment_request_id} ({self.state})"
+
+
+class ChangeState(models.TextChoices):
+    PENDING = "pending"
+    APPLIED = "applied"
+    REJECTED = "rejected"
+
+
+class ChangeProposal(AppendOnly):
+    """A change to where a merchant's money goes (stablepay/change_control.py): its xpub, its tolerance, its
+    four-eyes limits (later its settlement addresses), or an FX rate. Proposed by one user, applied only
+    once a second user holding `stablepay.approve_change` approves it; `stablepay_setup` (the deployer) and a
+    merchant's own settings page record theirs as applied at once.
+
+    `changes` is {field: {"from": old, "to": new}} with JSON values (decimals as strings, None for unset);
+    an FX change names its pair in `fx_pair` ("HKD/MOP") and has one field, "rate" (None: no row).
+
+    Append-only in the database (migration 0016): never deleted; what was proposed, by whom and when never
+    changes; the decision (state, decided_by, decided_at, decision_note) is written once, while pending.
+    """
+
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, related_name="change_proposals", null=True, blank=True
+    )
+    fx_pair = models.CharField(max_length=7, blank=True, default="", help_text='An FX change: "BASE/QUOTE".')
+    changes = models.JSONField()
+    note = models.TextField()
+    actor = models.CharField(max_length=150, help_text='Who proposed it: "ops:<user>", "setup", "merchant:<user>".')
+    proposed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="stablepay_proposed_changes",
+    )
+    proposed_at = models.DateTimeField()
+    state = models.CharField(max_length=16, choices=ChangeState.choices)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="stablepay_decided_changes",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-proposed_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(decided_by=models.F("proposed_by")), name="change_four_eyes_two_people"
+            ),
+            models.CheckConstraint(
+                condition=(Q(merchant__isnull=False) & Q(fx_pair="")) | (Q(merchant__isnull=True) & ~Q(fx_pair="")),
+                name="change_merchant_or_fx_pair",
+            ),
+            models.UniqueConstraint(
+                fields=["merchant"], condition=Q(state="pending"), name="change_one_pending_per_merchant"
+            ),
+            models.UniqueConstraint(
+                fields=["fx_pair"], condition=Q(state="pending") & ~Q(fx_pair=""), name="change_one_pending_per_pair"
+            ),
+        ]
+        permissions = [("approve_change", "Can approve another user's change to where money goes")]
+
+    def __str__(self) -> str:
+        return f"change {self.pk} to {self.fx_pair or self.merchant_id} ({self.state})"
 
 
 class TransferState(models.TextChoices):
@@ -529,7 +628,10 @@ class WebhookDelivery(models.Model):
 
     event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="webhook_deliveries")
-    payment_request = models.ForeignKey(PaymentRequest, on_delete=models.PROTECT, related_name="webhooks")
+    # NULL for an event about the merchant itself (merchant.change_*, stablepay/change_control.py).
+    payment_request = models.ForeignKey(
+        PaymentRequest, on_delete=models.PROTECT, related_name="webhooks", null=True, blank=True
+    )
     type = models.CharField(max_length=64)
     payload = models.JSONField()
     created_at = models.DateTimeField()

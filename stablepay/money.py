@@ -52,6 +52,31 @@ def fx_ratio(source: str, target: str, rates: Mapping[tuple[str, str], Decimal])
     raise FxError(f"no FX rate for {source}/{target}")
 
 
+def rates_as_json(rates: Mapping[tuple[str, str], Decimal]) -> dict[str, str]:
+    """An FX table as stored on a payment request: {"USD/HKD": "7.8", ...}, exact decimal strings."""
+    return {f"{base}/{quote_ccy}": decimal_text(rate) for (base, quote_ccy), rate in sorted(rates.items())}
+
+
+def rates_from_json(stored: Mapping[str, str] | None) -> dict[tuple[str, str], Decimal]:
+    """The FX table `rates_as_json` wrote; None or a malformed entry: no rate (nothing can be converted)."""
+    rates: dict[tuple[str, str], Decimal] = {}
+    for pair, text in (stored or {}).items():
+        base, _, quote_ccy = str(pair).partition("/")
+        try:
+            rate = Decimal(str(text))
+        except InvalidOperation:
+            continue
+        if base and quote_ccy and rate.is_finite() and rate > 0:
+            rates[(base, quote_ccy)] = rate
+    return rates
+
+
+def decimal_text(value: Decimal) -> str:
+    """A Decimal as plain digits, without exponent or trailing zeros: 7.80 -> "7.8", 5.00 -> "5"."""
+    text = format(Decimal(value), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def ceil_fraction(value: Fraction) -> int:
     return -((-value.numerator) // value.denominator)
 

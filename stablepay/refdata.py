@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db.models.signals import post_delete, post_save
 
 from stablepay.models import Chain, FxRate, Merchant, Token
-from stablepay.money import DEFAULT_FX
+from stablepay.money import DEFAULT_FX, rates_as_json
 
 T = TypeVar("T")
 
@@ -63,6 +63,16 @@ def load_fx_rates() -> dict[tuple[str, str], Decimal]:
 def fx_rates() -> dict[tuple[str, str], Decimal]:
     """The FX table for quoting; callers must not modify it."""
     return _cached("fx", load_fx_rates)
+
+
+def fx_rates_with_json() -> tuple[dict[tuple[str, str], Decimal], dict[str, str]]:
+    """The FX table for quoting and the same table as a payment request stores it (its `fx_rates`), from
+    one cached load, so the stored table is always the one the quote used; callers must not modify them."""
+    return _cached("fx+json", lambda: _with_json(load_fx_rates()))
+
+
+def _with_json(rates: dict[tuple[str, str], Decimal]) -> tuple[dict[tuple[str, str], Decimal], dict[str, str]]:
+    return rates, rates_as_json(rates)
 
 
 def _load_active_tokens() -> dict[tuple[int, str], Token]:

@@ -65,10 +65,10 @@ def token_for_quote(*, chain_id: int, symbol: str) -> Token:
     return token
 
 
-def _ratio(currency: str, token_currency: str) -> Fraction:
-    """The exact FX ratio, from the cached rates table."""
+def _ratio(currency: str, token_currency: str, rates: dict[tuple[str, str], Decimal]) -> Fraction:
+    """The exact FX ratio, from the (cached) rates table."""
     try:
-        return fx_ratio(currency, token_currency, refdata.fx_rates())
+        return fx_ratio(currency, token_currency, rates)
     except FxError as exc:
         raise InvalidInput("currency", str(exc)) from exc
 
@@ -108,7 +108,8 @@ def payment_request_create(
         token = token_for_quote(chain_id=chain_id, symbol=token_symbol)
         if (reason := token_policy.refusal(merchant, token)) is not None:
             raise Conflict("token", reason)
-        priced = quote(amount, _ratio(currency, token.currency), token.decimals)
+        rates, rates_json = refdata.fx_rates_with_json()  # the table quoted with is stored with the request
+        priced = quote(amount, _ratio(currency, token.currency, rates), token.decimals)
     except (InvalidInput, Conflict):
         # The first call with this key may have been valid then (a token since deactivated or refused): replay it.
         if idempotency_key and (existing := _replay(merchant, idempotency_key, fingerprint)) is not None:
@@ -122,6 +123,7 @@ def payment_request_create(
         amount=amount,
         currency=currency,
         rate=priced.rate,
+        fx_rates=dict(rates_json),
         amount_due_base_units=priced.amount_due_base_units,
         metadata=metadata or {},
         idempotency_key=idempotency_key,

@@ -1,6 +1,13 @@
 """The `stablepay_setup` file (CONTRACT §2): validate all of it first, then upsert it in one transaction.
 
 A bad file raises SetupError naming the bad field (e.g. `merchants[0].xpub`) before anything is written.
+
+The deployer who runs it holds the shell and the database anyway, so it applies changes to where money
+goes (a merchant's guarded fields, stablepay.change_control.GUARDED_MERCHANT_FIELDS, and FX rates) at once,
+without a second approver; each one it makes is recorded as an applied change by actor "setup", emailed to
+the merchant's users and announced by webhook (`merchant.change_applied`), like an approved change. A
+merchant it creates is recorded too (nobody to tell yet: no webhook). Running the same file again changes,
+and records, nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 from eth_utils.address import is_hex_address, to_checksum_address
 
-from stablepay import webhook_target, webhooks
+from stablepay import change_control, webhook_target, webhooks
 from stablepay.addresses import XpubError, parse_xpub
 from stablepay.api.authentication import hash_api_key
 from stablepay.chain.reader import ChainError
@@ -321,18 +328,42 @@ def apply(rows: dict[str, list[dict[str, Any]]]) -> SetupSummary:
             fields["api_key_prefix"] = merchant["api_key"][:6]
             current = Merchant.objects.select_for_update().filter(slug=merchant["slug"]).first()
             if current is None:
-                Merchant.objects.create(**fields, webhook_secret=merchant["webhook_secret"])
+                created = Merchant.objects.create(**fields, webhook_secret=merchant["webhook_secret"])
+                change_control.change_record_applied(
+                    merchant=created,
+                    changes={
+                        f: {"from": None, "to": change_control.as_json(getattr(created, f))}
+                        for f in change_control.GUARDED_MERCHANT_FIELDS
+                    },
+                    note="merchant registered by stablepay_setup",
+                    actor=change_control.SETUP_ACTOR,
+                    now=now,
+                    webhook=False,
+                )
                 continue
             if current.xpub != merchant["xpub"] and current.payment_requests.exists():
                 raise SetupError("merchants.xpub", f"{merchant['slug']} already has payment requests on another xpub")
+            guarded = change_control.merchant_changes(current, fields)
             for name, value in fields.items():
                 setattr(current, name, value)
             # A changed secret is rotated with the grace period: the old one keeps signing for a while.
             changed = webhooks.secret_replace(current, merchant["webhook_secret"], now=now)
             current.save(update_fields=[*fields, *(webhooks.SECRET_FIELDS if changed else [])])
+            change_control.change_record_applied(
+                merchant=current, changes=guarded, note="stablepay_setup", actor=change_control.SETUP_ACTOR, now=now
+            )
         for rate in rows["fx"]:
+            pair = f"{rate['base']}/{rate['quote']}"
+            before = change_control.fx_effective(pair)
             FxRate.objects.filter(base=rate["quote"], quote=rate["base"]).delete()
             FxRate.objects.update_or_create(base=rate["base"], quote=rate["quote"], defaults={"rate": rate["rate"]})
+            change_control.change_record_applied(
+                fx_pair=pair,
+                changes={"rate": {"from": before, "to": change_control.as_json(rate["rate"])}},
+                note="stablepay_setup",
+                actor=change_control.SETUP_ACTOR,
+                now=now,
+            )
     return SetupSummary(
         len(rows["chains"]), len(rows["tokens"]), len(rows["merchants"]), len(rows["fx"]), tuple(warnings)
     )

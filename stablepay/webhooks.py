@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -39,6 +40,7 @@ __all__ = [
     "deliver",
     "deliver_due",
     "enqueue",
+    "enqueue_merchant_event",
     "secret_replace",
     "sign",
     "signing_secrets",
@@ -121,6 +123,26 @@ def prepare(request: PaymentRequest, *, event_type: str, now: datetime) -> Webho
         "data": payment_request_data(request),
     }
     delivery.next_attempt_at = now
+    return delivery
+
+
+def enqueue_merchant_event(
+    merchant: Merchant, *, event_type: str, data: dict[str, Any], now: datetime
+) -> WebhookDelivery | None:
+    """An outbox row for an event about the merchant itself (no payment request), e.g. `merchant.change_applied`
+    (stablepay/change_control.py), in the caller's transaction; None when the merchant has no webhook."""
+    if not merchant.webhook_url:
+        return None
+    delivery = WebhookDelivery(merchant=merchant, payment_request=None, type=event_type, created_at=now)
+    delivery.payload = {
+        "id": str(delivery.event_id),
+        "type": event_type,
+        "created_at": now.isoformat().replace("+00:00", "Z"),
+        "data": data,
+    }
+    delivery.next_attempt_at = now
+    delivery.save()
+    queued(delivery)
     return delivery
 
 

@@ -9,6 +9,7 @@ from django.test import Client
 
 from stablepay.models import Merchant
 from tests.conftest import LocalChain, create_request
+from tests.support.auth import login_as
 
 MERCHANT_PAGES = ["/merchant/", "/merchant/payments/", "/merchant/settlements/", "/merchant/settings/"]
 OPS_PAGES = ["/ops/", "/ops/actions/", "/ops/health/", "/ops/screening/"]
@@ -40,7 +41,7 @@ def clients(local_chain: LocalChain) -> dict[str, Client]:
     result = {"anonymous": Client()}
     for name, user in users.items():
         client = Client()
-        client.force_login(user)
+        login_as(client, user)
         result[name] = client
     return result
 

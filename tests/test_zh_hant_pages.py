@@ -9,6 +9,7 @@ from django.test import Client
 
 from stablepay.models import Merchant
 from tests.conftest import LocalChain, create_request
+from tests.support.auth import login_as
 
 # path -> (Chinese strings that must appear, English strings that must not)
 PAGES: dict[str, tuple[list[str], list[str]]] = {
@@ -25,7 +26,7 @@ PAGES: dict[str, tuple[list[str], list[str]]] = {
         ["Download CSV", "Quick ranges", "How the figures are made"],
     ),
     "/merchant/settings/": (
-        ["設定 · ", "付款規則", "更換 API 密鑰", "Webhook 傳送記錄", "少付容許度"],
+        ["設定 · ", "付款規則", "更換 API 密鑰", "Webhook 傳送記錄", "少付容許度", "你的資金去向的最近變更"],
         ["Payment rules", "Rotate API key", "Webhook delivery log", "Underpayment tolerance"],
     ),
     "/ops/": (
@@ -39,6 +40,10 @@ PAGES: dict[str, tuple[list[str], list[str]]] = {
     "/ops/health/": (
         ["監察器狀態", "最新區塊", "已掃描", "仿冒代幣", "轉入我們地址但未入帳的轉帳"],
         ["Watcher health", "Last scan", "Look-alike tokens", "Uncredited transfers"],
+    ),
+    "/ops/changes/": (
+        ["資金去向的變更", "等候批准", "沒有等候批准的變更", "最近的變更", "xpub"],
+        ["Changes to where money goes", "No change awaits approval", "Recent changes", "Awaiting approval"],
     ),
     "/ops/screening/": (
         [
@@ -67,7 +72,7 @@ def zh_clients(local_chain: LocalChain) -> dict[str, Client]:
     clients = {"anonymous": Client(HTTP_ACCEPT_LANGUAGE="zh-HK")}
     for name, user in (("member", member), ("ops", ops)):
         client = Client(HTTP_ACCEPT_LANGUAGE="zh-HK")
-        client.force_login(user)
+        login_as(client, user)
         clients[name] = client
     return clients
 

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from stablepay import webhook_target, webhooks
+from stablepay import change_control, webhook_target, webhooks
 from stablepay.api.authentication import hash_api_key
 from stablepay.errors import Conflict, InvalidInput
 from stablepay.models import TOKEN_CURRENCIES, LicenceStatus, Merchant, WebhookDelivery
@@ -88,16 +88,24 @@ def merchant_payment_settings_update(
     *, merchant: Merchant, payment_tolerance_percent: Decimal, expiry_minutes: int, actor: str
 ) -> Merchant:
     """The underpayment tolerance and the expiry of new requests; requests already made keep theirs
-    (expiry), while the tolerance applies when each request is next reconciled."""
+    (expiry), while the tolerance applies when each request is next reconciled.
+
+    The tolerance is one of the fields where money goes (stablepay.change_control): the merchant's own
+    member sets it directly (it is their money), and the change is recorded as an applied change,
+    emailed to every member and announced by webhook (`merchant.change_applied`)."""
     if not Decimal(0) <= payment_tolerance_percent < Decimal(100):
         raise InvalidInput("payment_tolerance_percent", "must be at least 0 and less than 100")
     if not 1 <= expiry_minutes <= 1440:
         raise InvalidInput("expiry_minutes", "must be 1 to 1440")
     with transaction.atomic():
         locked = _locked(merchant)
+        guarded = change_control.merchant_changes(locked, {"payment_tolerance_percent": payment_tolerance_percent})
         locked.payment_tolerance_percent = payment_tolerance_percent
         locked.expiry_minutes = expiry_minutes
         locked.save(update_fields=["payment_tolerance_percent", "expiry_minutes"])
+        change_control.change_record_applied(
+            merchant=locked, changes=guarded, note="set on the merchant settings page", actor=actor
+        )
     logger.info(
         "merchant %s: tolerance %s %%, expiry %s min, by %s",
         locked.slug,

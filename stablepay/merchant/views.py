@@ -39,7 +39,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from stablepay import audit_bundle, secret_box
+from stablepay import audit_bundle, change_selectors, secret_box
 from stablepay.errors import Conflict
 from stablepay.merchant import selectors, services
 from stablepay.merchant.forms import (
@@ -339,6 +339,7 @@ def _settings_response(
         "webhook_secret_previous_until": until if until and until > timezone.now() else None,
         "new_webhook_secret": new_webhook_secret,
         "new_webhook_secret_standard": standard_secret(new_webhook_secret) if new_webhook_secret else "",
+        "money_changes": change_selectors.merchant_changes(merchant=merchant),
     }
     response = render(request, "stablepay/merchant/settings.html", context, status=status)
     if new_webhook_secret:

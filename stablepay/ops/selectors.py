@@ -1,6 +1,10 @@
 """Reads for the ops console: the exceptions queue, one request's detail, uncredited transfers and the
 watcher's health, plus the amounts ops decide on (short, excess, what a refund would send back).
 
+A request's amounts are valued in HKD at the FX table stored with it when it was quoted
+(`request_rates`), never at the live table (issue 16: a rate changed for a moment cannot make a large
+refund look small). The four-eyes limits are the merchant's own when set, else the STABLEPAY settings.
+
 Amounts stay exact: token amounts are integer base units, their HKD-equivalent an exact Fraction
 (through stablepay.money.fx_ratio), rounded only for display.
 """
@@ -34,7 +38,7 @@ from stablepay.models import (
     Transfer,
     TransferState,
 )
-from stablepay.money import EXACT, FxError, format_fiat, format_token_amount, fx_ratio
+from stablepay.money import EXACT, FxError, format_fiat, format_token_amount, fx_ratio, rates_from_json
 from stablepay.redact import redact_urls
 from stablepay.selectors import chain_error_text
 from stablepay.services import fx_rates
@@ -170,13 +174,26 @@ def refund_amount(pr: PaymentRequest, transfers: Sequence[Transfer], rates: Rate
     return _by_token(live, rates)
 
 
-def four_eyes_threshold() -> Decimal:
+def request_rates(pr: PaymentRequest) -> Rates:
+    """The FX table `pr` was quoted with (stored on it at creation); empty when none was recorded, and then
+    only HKD amounts can be valued in HKD (anything else counts as unpriceable: four eyes)."""
+    return rates_from_json(pr.fx_rates)
+
+
+def four_eyes_threshold(merchant: Merchant | None = None) -> Decimal:
+    """The refund limit: the merchant's own (`refund_four_eyes_above_hkd`) when set, else
+    STABLEPAY["FOUR_EYES_REFUND_ABOVE_HKD"] (the deployment's, from the environment)."""
+    if merchant is not None and merchant.refund_four_eyes_above_hkd is not None:
+        return Decimal(merchant.refund_four_eyes_above_hkd)
     return Decimal(str(settings.STABLEPAY["FOUR_EYES_REFUND_ABOVE_HKD"]))
 
 
-def accept_four_eyes_threshold() -> Decimal:
-    """STABLEPAY["ACCEPT_FOUR_EYES_ABOVE_HKD"]: accepting a shortfall worth this much or more (HKD) takes two
-    people. A malformed value (refused at start-up by stablepay.E121) counts as 0: every shortfall does."""
+def accept_four_eyes_threshold(merchant: Merchant | None = None) -> Decimal:
+    """The merchant's `accept_four_eyes_above_hkd` when set, else STABLEPAY["ACCEPT_FOUR_EYES_ABOVE_HKD"]:
+    accepting a shortfall worth this much or more (HKD) takes two people. A malformed setting (refused at
+    start-up by stablepay.E121) counts as 0: every shortfall does."""
+    if merchant is not None and merchant.accept_four_eyes_above_hkd is not None:
+        return Decimal(merchant.accept_four_eyes_above_hkd)
     raw = settings.STABLEPAY.get("ACCEPT_FOUR_EYES_ABOVE_HKD", DEFAULT_ACCEPT_FOUR_EYES_HKD)
     try:
         limit = Decimal(str(raw))
@@ -213,7 +230,7 @@ def accept_needs_approval(pr: PaymentRequest, rates: Rates) -> bool:
     units, value = accept_shortfall(pr, rates)
     if units == 0:
         return False
-    return value is None or value >= Fraction(accept_four_eyes_threshold())
+    return value is None or value >= Fraction(accept_four_eyes_threshold(pr.merchant))
 
 
 def refund_needs_approval(pr: PaymentRequest, refund: Exposure) -> bool:
@@ -222,7 +239,7 @@ def refund_needs_approval(pr: PaymentRequest, refund: Exposure) -> bool:
     if pr.exception == reconcile.HELD:
         return True
     value = refund.hkd
-    return value is None or value > Fraction(four_eyes_threshold())
+    return value is None or value > Fraction(four_eyes_threshold(pr.merchant))
 
 
 # the queue ------------------------------------------------------------------------------------------
@@ -337,10 +354,10 @@ class QueueRow:
     difference: Exposure
 
 
-def queue_rows(requests: Iterable[PaymentRequest], *, rates: Rates | None = None) -> list[QueueRow]:
-    rates = rates if rates is not None else fx_rates()
+def queue_rows(requests: Iterable[PaymentRequest]) -> list[QueueRow]:
     rows = []
     for pr in requests:
+        rates = request_rates(pr)
         transfers = list(pr.transfers.all())
         label, difference = exception_amount(pr, transfers, rates)
         rows.append(
@@ -376,13 +393,12 @@ class QueueGroup:
 def exception_queue(filters: QueueFilters, *, per_group: int = 25) -> list[QueueGroup]:
     """The queue grouped by exception type (the groups that have rows), oldest first within each."""
     counts = exception_counts(filters)
-    rates = fx_rates()
     groups = []
     for name in EXCEPTION_GROUPS:
         if (filters.exception and name != filters.exception) or not counts[name]:
             continue
         requests = with_transfers(exception_queryset(filters).filter(exception=name))[:per_group]
-        rows = queue_rows(requests, rates=rates)
+        rows = queue_rows(requests)
         if rows:
             groups.append(QueueGroup(exception=name, count=max(counts[name], len(rows)), rows=rows))
     return groups
@@ -488,7 +504,7 @@ def request_detail(request_id: uuid.UUID | str) -> RequestDetail | None:
     pr = PaymentRequest.objects.select_related("token__chain__cursor", "merchant").filter(pk=pk).first() if pk else None
     if pr is None:
         return None
-    rates = fx_rates()
+    rates = request_rates(pr)
     chain = pr.token.chain
     cursor = getattr(chain, "cursor", None)
     head = cursor.head_block if cursor is not None else None
@@ -512,7 +528,7 @@ def request_detail(request_id: uuid.UUID | str) -> RequestDetail | None:
         difference=difference,
         refund=refund,
         refund_needs_approval=bool(pr.exception) and refund_needs_approval(pr, refund),
-        threshold=four_eyes_threshold(),
+        threshold=four_eyes_threshold(pr.merchant),
         transfers=[
             TransferRow(
                 transfer=t,
@@ -531,7 +547,7 @@ def request_detail(request_id: uuid.UUID | str) -> RequestDetail | None:
         allowed_actions=ACTIONS_BY_EXCEPTION.get(pr.exception, ()) if pr.exception and pending is None else (),
         payer_addresses=list(dict.fromkeys(payers)),
         accept_needs_approval=bool(pr.exception) and accept_needs_approval(pr, rates),
-        accept_threshold=accept_four_eyes_threshold(),
+        accept_threshold=accept_four_eyes_threshold(pr.merchant),
         shortfall_hkd=accept_shortfall(pr, rates)[1],
     )
 

@@ -1,13 +1,17 @@
 """Ops decisions on a payment request's exception: accept, refund or void, each with a required note.
 
 Every decision is an OpsAction row (who, when, why) plus a timeline Event, written in the transaction
-that carries it out. A refund worth more than STABLEPAY["FOUR_EYES_REFUND_ABOVE_HKD"] (HKD-equivalent,
-exact), one that cannot be priced in HKD, an accept of a shortfall (underpaid, wrong token: what the order is
-marked paid for without the requested coin having arrived, priced at the request's own quote) worth
-STABLEPAY["ACCEPT_FOUR_EYES_ABOVE_HKD"] or more or that cannot be priced in HKD, and any decision (accept,
-refund, void) on a compliance hold wait in `pending_approval` until a second ops user holding
-`stablepay.ops_approve` approves (then it is carried out) or rejects it. Below the limits one ops user
-decides. The requester can never decide their own request (checked here and by a database constraint).
+that carries it out. Values are HKD-equivalents at the FX table stored with the request when it was
+quoted (never the live table), and the limits are the merchant's own when set
+(Merchant.refund_four_eyes_above_hkd / accept_four_eyes_above_hkd, changed only through four-eyes
+stablepay.change_control), else the STABLEPAY settings. A refund worth more than
+STABLEPAY["FOUR_EYES_REFUND_ABOVE_HKD"] (HKD-equivalent, exact), one that cannot be priced in HKD, an
+accept of a shortfall (underpaid, wrong token: what the order is marked paid for without the requested
+coin having arrived, priced at the request's own quote) worth STABLEPAY["ACCEPT_FOUR_EYES_ABOVE_HKD"]
+or more or that cannot be priced in HKD, and any decision (accept, refund, void) on a compliance hold wait
+in `pending_approval` until a second ops user holding `stablepay.ops_approve` approves (then it is
+carried out) or rejects it. Below the limits one ops user decides. The requester can never decide their
+own request (checked here and by a database constraint).
 
 The merchant's own API call (`merchant_resolve`, behind POST /api/v1/payment-requests/{id}/resolve/) is
 held to the same rules: only the actions offered for the exception, nothing while a decision awaits
@@ -152,13 +156,13 @@ def ops_action_request(
         # Every decision on a compliance hold needs a second pair of eyes; a refund, and an accept of a
         # shortfall, when large.
         needs_approval, value = pr.exception == reconcile.HELD, ""
+        rates = selectors.request_rates(pr)  # the request's own quote table, never the live one (issue 16)
         if action == Resolution.ACCEPT:
-            rates = services.fx_rates()
             units, short = selectors.accept_shortfall(pr, rates)
             needs_approval = needs_approval or selectors.accept_needs_approval(pr, rates)
             value = f" (short {selectors.hkd_display(short)})" if units else ""
         elif action == Resolution.REFUND:
-            refund = selectors.refund_amount(pr, list(pr.transfers.select_related("token")), services.fx_rates())
+            refund = selectors.refund_amount(pr, list(pr.transfers.select_related("token")), rates)
             if refund.is_zero:
                 raise Conflict("action", "nothing was received that a refund could send back")
             needs_approval = needs_approval or selectors.refund_needs_approval(pr, refund)
@@ -218,26 +222,26 @@ def merchant_resolve(
             raise NotAllowed("action", "a compliance hold is decided by the operations team, not through the API")
         if action not in selectors.ACTIONS_BY_EXCEPTION.get(pr.exception, ()):
             raise InvalidInput("action", f"{action} is not offered for the {pr.exception} exception")
+        rates = selectors.request_rates(pr)  # the request's own quote table, never the live one (issue 16)
         if action == Resolution.REFUND:
-            refund = selectors.refund_amount(pr, list(pr.transfers.select_related("token")), services.fx_rates())
+            refund = selectors.refund_amount(pr, list(pr.transfers.select_related("token")), rates)
             if refund.is_zero:
                 raise Conflict("action", "nothing was received that a refund could send back")
             if selectors.refund_needs_approval(pr, refund):
+                limit = selectors.four_eyes_threshold(pr.merchant)
                 raise NotAllowed(
                     "action",
-                    f"four-eyes: a refund of {refund.hkd_text} is above the HKD {selectors.four_eyes_threshold()}"
+                    f"four-eyes: a refund of {refund.hkd_text} is above the HKD {limit}"
                     " limit; it must be requested and approved by two people in the ops console",
                 )
-        if action == Resolution.ACCEPT:
-            rates = services.fx_rates()
-            if selectors.accept_needs_approval(pr, rates):
-                _, short = selectors.accept_shortfall(pr, rates)
-                raise NotAllowed(
-                    "action",
-                    f"four-eyes: accepting a shortfall of {selectors.hkd_display(short)} (the HKD"
-                    f" {selectors.accept_four_eyes_threshold()} limit or more) must be requested and approved"
-                    " by two people in the ops console",
-                )
+        if action == Resolution.ACCEPT and selectors.accept_needs_approval(pr, rates):
+            _, short = selectors.accept_shortfall(pr, rates)
+            raise NotAllowed(
+                "action",
+                f"four-eyes: accepting a shortfall of {selectors.hkd_display(short)} (the HKD"
+                f" {selectors.accept_four_eyes_threshold(pr.merchant)} limit or more) must be requested and"
+                " approved by two people in the ops console",
+            )
         return services.payment_request_resolve(
             request_id=pr.pk, action=action, note=note, actor=actor, refund_tx_hash=refund_tx_hash, now=now
         )

@@ -17,6 +17,9 @@ urlpatterns = [
     path("actions/", views.actions, name="actions"),
     path("actions/<int:action_id>/approve/", views.approve, name="approve"),
     path("actions/<int:action_id>/reject/", views.reject, name="reject"),
+    path("changes/", views.changes, name="changes"),
+    path("changes/<int:change_id>/approve/", views.change_approve, name="change-approve"),
+    path("changes/<int:change_id>/reject/", views.change_reject, name="change-reject"),
     path("screening/", views.screening, name="screening"),
     path("health/", views.health, name="health"),
 ]

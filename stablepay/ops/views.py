@@ -5,6 +5,10 @@ Access: anonymous users are sent to the login page (302). A signed-in user witho
 /ops/, so hiding it behind a 404 would protect nothing, and a clear "no access" page tells a merchant
 who followed a link where they stand. Approving or rejecting a decision that awaits a second ops user (a
 large refund, any decision on a compliance hold) also needs `stablepay.ops_approve`.
+
+The changes page (/ops/changes/) lists proposed changes to where money goes (stablepay.change_control):
+open to the console's users and to anyone holding `stablepay.approve_change`; approving or rejecting one
+needs `stablepay.approve_change`, and never by the person who proposed it.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from stablepay import audit_bundle, reconcile
+from stablepay import audit_bundle, change_control, change_selectors, reconcile
 from stablepay.errors import StablepayError
 from stablepay.models import ActionState, Chain, OpsAction, Resolution
 from stablepay.ops import screening_selectors, selectors, services
@@ -65,7 +69,26 @@ def _guarded(permissions: tuple[str, ...]) -> Callable[[View], View]:
     return decorate
 
 
+def _guarded_any(permissions: tuple[str, ...]) -> Callable[[View], View]:
+    """Like `_guarded`, but one of the permissions is enough."""
+
+    def decorate(view: View) -> View:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            if not any(request.user.has_perm(permission) for permission in permissions):
+                return _forbidden(request, " / ".join(permissions))
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
 ops_required = _guarded((services.CONSOLE_PERMISSION,))
+changes_viewer_required = _guarded_any((services.CONSOLE_PERMISSION, change_control.APPROVE_PERMISSION))
+change_approver_required = _guarded((change_control.APPROVE_PERMISSION,))
 approver_required = _guarded((services.CONSOLE_PERMISSION, services.APPROVE_PERMISSION))
 
 
@@ -84,6 +107,7 @@ def _page(
             "pending": selectors.pending_approval_count(),
             "halted_tokens": selectors.halted_tokens(),
             "screening_outage": screening_selectors.screening_outage(),
+            "changes": change_selectors.pending_change_count(),
         },
         "can_approve": request.user.has_perm(services.APPROVE_PERMISSION),
     }
@@ -321,6 +345,54 @@ def actions(request: HttpRequest) -> HttpResponse:
         context,
         section="approvals" if state == "pending_approval" else "actions",
     )
+
+
+# changes to where money goes ------------------------------------------------------------------------
+def _changes_page(request: HttpRequest, *, status: int = 200, error: str = "", form: Any = None) -> HttpResponse:
+    context = {
+        "pending": change_selectors.pending_changes(),
+        "recent": change_selectors.recent_changes(),
+        "can_approve_change": request.user.has_perm(change_control.APPROVE_PERMISSION),
+        "decision_form": form or DecisionForm(),
+        "error": error,
+    }
+    return _page(request, "stablepay/ops/changes.html", context, section="changes", status=status)
+
+
+@require_GET
+@changes_viewer_required
+def changes(request: HttpRequest) -> HttpResponse:
+    return _changes_page(request)
+
+
+def _decide_change(request: HttpRequest, change_id: int, *, approve: bool) -> HttpResponse:
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        return _changes_page(request, status=400, form=form)
+    decide = change_control.change_approve if approve else change_control.change_reject
+    try:
+        decide(proposal_id=change_id, user=_user(request), note=form.cleaned_data["note"])
+    except change_control.ChangeNotFound as exc:
+        raise Http404("no such change") from exc
+    except StablepayError as exc:
+        return _changes_page(request, status=exc.status_code, error=exc.message)
+    if approve:
+        messages.success(request, _("Change #%(id)s approved and applied.") % {"id": change_id})
+    else:
+        messages.success(request, _("Change #%(id)s rejected: nothing was changed.") % {"id": change_id})
+    return redirect("stablepay:ops:changes")
+
+
+@require_POST
+@change_approver_required
+def change_approve(request: HttpRequest, change_id: int) -> HttpResponse:
+    return _decide_change(request, change_id, approve=True)
+
+
+@require_POST
+@change_approver_required
+def change_reject(request: HttpRequest, change_id: int) -> HttpResponse:
+    return _decide_change(request, change_id, approve=False)
 
 
 # payer screening ------------------------------------------------------------------------------------

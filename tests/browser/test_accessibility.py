@@ -22,6 +22,7 @@ from stablepay import watcher
 from stablepay.models import Merchant, PaymentRequest
 from tests.browser.a11y import AXE, assert_accessible, run_axe, shoot_both
 from tests.conftest import LocalChain, create_request
+from tests.support.auth import pass_second_factor, totp_device
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -137,6 +138,7 @@ def test_merchant_dashboard_and_ops_console(page: Page, live_server: Any, local_
     user = get_user_model().objects.create_user("a11y-merchant", password=PASSWORD)
     merchant.members.add(user)
     user.user_permissions.add(*Permission.objects.filter(content_type__app_label="stablepay"))
+    totp_device(user)
 
     page.emulate_media(reduced_motion="reduce")
     page.goto(f"{live_server.url}/merchant/")
@@ -144,6 +146,9 @@ def test_merchant_dashboard_and_ops_console(page: Page, live_server: Any, local_
     page.fill("#id_username", "a11y-merchant")
     page.fill("#id_password", PASSWORD)
     page.locator("form button[type=submit]").last.click()
+    page.wait_for_url(re.compile(r"/accounts/two-factor/"))  # all of stablepay's permissions: a second factor
+    assert_accessible(page, "second factor")
+    pass_second_factor(page, user)
     page.wait_for_url(re.compile(r"/merchant/$"))
     expect(page.locator("#volume-chart")).to_have_attribute("data-rendered", "true")
     expect(page.locator("main")).to_contain_text("HK$1,280.00")

@@ -14,6 +14,7 @@ from playwright.sync_api import Page, expect
 
 from stablepay.models import Merchant, PaymentRequest
 from tests.conftest import LocalChain, create_request
+from tests.support.auth import pass_second_factor_if_required
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -36,6 +37,7 @@ def sign_in(page: Page, base_url: str, path: str, username: str) -> None:
     page.fill("#id_username", username)
     page.fill("#id_password", PASSWORD)
     page.get_by_role("button", name="Sign in").click()
+    pass_second_factor_if_required(page, username)
     page.wait_for_url(f"{base_url}{path}")
 
 

@@ -21,6 +21,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from stablepay.models import Merchant
 from tests.browser.conftest import ARTIFACTS
 from tests.conftest import LocalChain, create_request
+from tests.support.auth import pass_second_factor, totp_device
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -183,6 +184,7 @@ def test_merchant_dashboard_and_ops_console_work_under_csp(
     user = get_user_model().objects.create_user("csp-merchant", password=PASSWORD)
     merchant.members.add(user)
     user.user_permissions.add(*Permission.objects.filter(content_type__app_label="stablepay"))
+    totp_device(user)  # all of stablepay's permissions: the verify page comes after the password
 
     page = watched.page
     page.emulate_media(reduced_motion="reduce")
@@ -191,6 +193,9 @@ def test_merchant_dashboard_and_ops_console_work_under_csp(
     page.fill("#id_password", PASSWORD)
     watched.collect()
     page.locator("form button[type=submit]").last.click()
+    page.wait_for_url(re.compile(r"/accounts/two-factor/"))
+    watched.collect()
+    pass_second_factor(page, user)
     page.wait_for_url(re.compile(r"/merchant/$"))
     expect(page.locator("#volume-chart")).to_have_attribute("data-rendered", "true")  # Chart.js drew it
     shoot(page, "merchant-overview")

@@ -25,6 +25,7 @@ from tests.browser.conftest import ARTIFACTS
 from tests.conftest import LocalChain
 from tests.ops.conftest import APPROVE, CONSOLE, PASSWORD, make_user
 from tests.ops.conftest import expect as expect_state
+from tests.support.auth import pass_second_factor_if_required
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -70,6 +71,7 @@ def sign_in(page: Page, base_url: str, username: str, *, next_path: str = "/ops/
     page.fill("#id_username", username)
     page.fill("#id_password", PASSWORD)
     page.get_by_role("button", name="Sign in").click()
+    pass_second_factor_if_required(page, username)
     page.wait_for_url(re.compile(re.escape(next_path) + r"$"))
 
 

@@ -16,6 +16,7 @@ from django.utils import timezone
 from stablepay import services
 from stablepay.models import Merchant, PaymentRequest, Status
 from tests.conftest import LocalChain, create_request
+from tests.support.auth import login_as
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -29,7 +30,7 @@ def make_user(username: str, *merchants: Merchant) -> AbstractBaseUser:
 
 def login(user: AbstractBaseUser, *, enforce_csrf_checks: bool = False) -> Client:
     client = Client(enforce_csrf_checks=enforce_csrf_checks)
-    client.force_login(user)
+    login_as(client, user)
     return client
 
 

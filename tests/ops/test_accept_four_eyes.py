@@ -36,6 +36,7 @@ from stablepay.ops.services import (
 )
 from tests.conftest import LocalChain, create_request
 from tests.ops.conftest import AFTER_EXPIRY, Exceptions, due, expect
+from tests.support.auth import login_as
 
 pytestmark = pytest.mark.django_db
 
@@ -195,7 +196,7 @@ def test_the_console_says_why(exceptions: Exceptions, ops_user: User, ops_user2:
     limit(settings, "5.00")
     pr = exceptions.underpaid()
     olivia = Client()
-    olivia.force_login(ops_user)
+    login_as(olivia, ops_user)
     detail = reverse("stablepay:ops:detail", args=[pr.pk])
     html = olivia.get(detail).content.decode()
     assert 'id="accept-four-eyes"' in html and "HK$5.00" in html

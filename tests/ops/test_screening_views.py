@@ -25,6 +25,7 @@ from stablepay.models import ActionState, OpsAction, PaymentRequest, Transfer
 from stablepay.ops import screening_selectors, views
 from tests.conftest import LocalChain
 from tests.ops.conftest import FLAGGED, ScreenedPayments, expect, payer
+from tests.support.auth import login_as
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.django_db
 def client_for(user: User | None) -> Client:
     client = Client()
     if user is not None:
-        client.force_login(user)
+        login_as(client, user)
     return client
 
 
@@ -329,7 +330,7 @@ def test_the_screening_pages_speak_traditional_chinese(scene: Scene, ops_user: U
     four_eyes = "合規凍結：無論你選擇哪項決定"  # noqa: RUF001
     requested = "已提出決定：作廢。"  # noqa: RUF001
     client = Client(HTTP_ACCEPT_LANGUAGE="zh-HK")
-    client.force_login(ops_user)
+    login_as(client, ops_user)
     page = page_of(client, SCREENING)
     for text in ("付款人篩查", "已標記", held, passed, "通過", "過去 24 小時", "拒絕名單 1 個"):
         assert text in page, text

@@ -16,6 +16,7 @@ from stablepay.models import ActionState, OpsAction, PaymentRequest
 from stablepay.ops.services import ops_action_request
 from tests.conftest import LocalChain, create_request
 from tests.ops.conftest import Exceptions, expect
+from tests.support.auth import login_as
 
 pytestmark = pytest.mark.django_db
 
@@ -74,7 +75,7 @@ def scene(exceptions: Exceptions, ops_user: User, four_eyes_at_5_hkd: None) -> S
 def client_for(user: User | None) -> Client:
     client = Client()
     if user is not None:
-        client.force_login(user)
+        login_as(client, user)
     return client
 
 
@@ -179,7 +180,7 @@ def test_bulk_through_the_page(exceptions: Exceptions, ops_user: User) -> None:
 # CSRF --------------------------------------------------------------------------------------------------
 def test_every_form_needs_the_csrf_token(scene: Scene, ops_user2: User) -> None:
     client = Client(enforce_csrf_checks=True)
-    client.force_login(ops_user2)
+    login_as(client, ops_user2)
     for name, (url, data) in scene.posts().items():
         assert client.post(url, data).status_code == 403, name
     assert client.post(reverse("logout")).status_code == 403

@@ -16,6 +16,7 @@ from stablepay.models import Chain, Merchant, PaymentRequest, Token
 from tests.conftest import LocalChain
 from tests.ops.conftest import CONSOLE
 from tests.ops.conftest import make_user as make_ops_user
+from tests.support.auth import login_as
 
 
 def _create(api: APIClient, token: str, reference: str) -> Any:
@@ -44,7 +45,7 @@ def test_a_paused_token_is_refused_at_quote_time_until_it_is_unpaused(local_chai
     assert _create(api, "USDC", "P-4").status_code == 201
 
     ops = Client()
-    ops.force_login(make_ops_user("olivia", CONSOLE))
+    login_as(ops, make_ops_user("olivia", CONSOLE))
     banner = ops.get("/ops/").content.decode()
     assert 'id="token-alerts"' in banner and "paused() returned true" in banner
 

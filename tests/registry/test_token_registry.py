@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 from stablepay.models import Merchant, PaymentRequest, Token
 from tests.conftest import LocalChain, setup_document
 from tests.merchant.conftest import login, make_user
+from tests.support.auth import login_as
 
 
 def _apply(tmp_path: Path, document: dict[str, Any]) -> None:
@@ -133,7 +134,7 @@ def test_ops_console_lists_the_registry_and_alerts_on_a_suspended_token(local_ch
     from tests.ops.conftest import make_user as make_ops_user
 
     ops = Client()
-    ops.force_login(make_ops_user("olivia", CONSOLE))
+    login_as(ops, make_ops_user("olivia", CONSOLE))
     Token.objects.filter(symbol="HKDX").update(issuer="HKD Issuer Ltd", licence_status="licensed")
     health = ops.get("/ops/health/").content.decode()
     assert 'id="token-registry"' in health and "HKD Issuer Ltd" in health

@@ -26,6 +26,7 @@ from tests.screening.conftest import (
     transfer_of,
 )
 from tests.screening.service import ScreeningService
+from tests.support.auth import login_as
 
 BACKENDS = "tests.screening.backends."
 
@@ -125,7 +126,7 @@ def test_ops_keep_the_list_in_the_admin_and_the_next_payment_is_held(
     local_chain: LocalChain, merchant: Merchant, client: Client
 ) -> None:
     root = User.objects.create_superuser("root", password="pw-0123456789-screening")
-    client.force_login(root)
+    login_as(client, root)
     add = "/admin/stablepay/screeninglistentry/add/"
     created = client.post(add, {"address": PAYER, "kind": "deny", "reason": "UN list 2026-11-25"})
     assert created.status_code == 302, created.content.decode()[:2000]

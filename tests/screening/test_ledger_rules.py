@@ -99,7 +99,8 @@ def test_sqlite_migrations_keep_every_ledger_trigger_and_the_screening_rule(sqli
     assert {"transfer_no_delete", "transfer_guard_identity", "transfer_guard_update", "transfer_guard_reviewed"} <= set(
         made_by_0011
     )
-    assert sorted(r["triggers"]) == sorted([*made_by_0011, "transfer_guard_screening"])
+    made_by_0016 = [f"changeproposal_{rule}" for rule in ("no_delete", "guard_facts", "guard_decision")]
+    assert sorted(r["triggers"]) == sorted([*made_by_0011, "transfer_guard_screening", *made_by_0016])
 
     for name in (
         "clear_to_hit_orm",

@@ -30,6 +30,7 @@ from stablepay.models import ActionState, Merchant, OpsAction, PaymentRequest, W
 from stablepay.ops.services import ops_action_request
 from tests.conftest import LocalChain, create_request
 from tests.ops.conftest import APPROVE, CONSOLE, Exceptions, due, expect, make_user
+from tests.support.auth import login_as
 
 pytestmark = pytest.mark.django_db
 
@@ -40,7 +41,7 @@ TX = "0x" + "cd" * 32
 def client_for(user: User | None) -> Client:
     client = Client()
     if user is not None:
-        client.force_login(user)
+        login_as(client, user)
     return client
 
 

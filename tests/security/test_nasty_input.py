@@ -28,6 +28,7 @@ from stablepay.ops.services import ops_action_request
 from stablepay.services import payment_requests_expire
 from tests.conftest import LocalChain
 from tests.ops.conftest import due, make_user
+from tests.support.auth import login_as
 
 pytestmark = pytest.mark.django_db
 
@@ -378,7 +379,7 @@ def test_injection_text_is_escaped_on_every_page(local_chain: LocalChain, api: A
             ops_action_request(request_id=queued.pk, action="void", note=SCRIPT, user=ops)
         client = Client()
         if user is not None:
-            client.force_login(user)
+            login_as(client, user)
         response = client.get(url)
         assert response.status_code == 200, url
         html = response.content.decode()
@@ -386,7 +387,7 @@ def test_injection_text_is_escaped_on_every_page(local_chain: LocalChain, api: A
         assert "&lt;script&gt;alert(&quot;pwn&quot;)&lt;/script&gt;" in html or "&lt;img src=x" in html, url
     # The ops detail page lists the metadata: escaped too.
     client = Client()
-    client.force_login(ops)
+    login_as(client, ops)
     html = client.get(f"/ops/requests/{script.pk}/").content.decode()
     assert "html=&lt;script&gt;" in html
 
@@ -399,7 +400,7 @@ def test_the_csv_export_keeps_text_as_data_and_disarms_formulas(local_chain: Loc
         _paid_with(local_chain, api, reference)
     member = make_user("mia", merchant=PaymentRequest.objects.first().merchant)  # type: ignore[union-attr]
     client = Client()
-    client.force_login(member)
+    login_as(client, member)
     today = timezone.localdate()
     response = client.get(
         "/merchant/settlements.csv",

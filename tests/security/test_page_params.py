@@ -13,6 +13,7 @@ from django.test import Client
 from stablepay.models import Merchant
 from tests.conftest import LocalChain, create_request
 from tests.ops.conftest import APPROVE, CONSOLE, make_user
+from tests.support.auth import login_as
 
 pytestmark = pytest.mark.django_db
 
@@ -92,13 +93,13 @@ def users(local_chain: LocalChain) -> dict[str, User]:
 
 def test_dashboard_pages_survive_hostile_query_strings(users: dict[str, User]) -> None:
     client = Client()
-    client.force_login(users["member"])
+    login_as(client, users["member"])
     assert _sweep(client, MERCHANT_PAGES) > 300
 
 
 def test_ops_pages_survive_hostile_query_strings(users: dict[str, User]) -> None:
     client = Client()
-    client.force_login(users["ops"])
+    login_as(client, users["ops"])
     assert _sweep(client, OPS_PAGES) > 300
 
 
@@ -106,7 +107,7 @@ def test_raw_nul_and_invalid_utf8_in_the_query_string(users: dict[str, User]) ->
     """What a browser never sends but a script can: %00 and bytes that are not UTF-8."""
     for role, urls in (("member", MERCHANT_PAGES), ("ops", OPS_PAGES)):
         client = Client()
-        client.force_login(users[role])
+        login_as(client, users[role])
         for url, names in urls.items():
             for raw in ("%00", "%ff%fe", "%c0%af", "%ed%a0%80"):
                 query = "&".join(f"{name}={raw}" for name in names)
@@ -135,7 +136,7 @@ def test_form_posts_survive_hostile_fields(users: dict[str, User], local_chain: 
     values = [v for v in NASTY if _encodable(v)]
     for role, posts in forms.items():
         client = Client()
-        client.force_login(users[role])
+        login_as(client, users[role])
         for url, names in posts.items():
             for name in names:
                 for value in values:

@@ -29,6 +29,7 @@ from stablepay.models import Merchant, PaymentRequest
 from stablepay.text_rules import formula_like, reference_problem, spreadsheet_cell
 from tests.conftest import LocalChain
 from tests.ops.conftest import due, make_user
+from tests.support.auth import login_as
 
 pytestmark = pytest.mark.django_db
 
@@ -184,7 +185,7 @@ def test_the_csv_export_disarms_formulas_behind_spaces_and_invisible_characters(
     assert PaymentRequest.objects.filter(status="paid").count() == len(accepted) + len(legacy)
 
     client = Client()
-    client.force_login(make_user("mia", merchant=merchant))
+    login_as(client, make_user("mia", merchant=merchant))
     today = timezone.localdate()
     response = client.get(
         "/merchant/settlements.csv",

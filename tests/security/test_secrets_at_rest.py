@@ -35,6 +35,7 @@ from stablepay.merchant import services as merchant_services
 from stablepay.models import Merchant
 from tests.conftest import LocalChain, create_request, setup_document
 from tests.merchant.conftest import login, make_user
+from tests.support.auth import login_as
 
 FILE_SECRET = "whsec_from_the_setup_file_0123456789"
 TYPED_SECRET = "typed-by-the-merchant-0123456789"
@@ -194,7 +195,7 @@ def test_the_admin_never_shows_the_webhook_secrets(local_chain: LocalChain, merc
         merchant=merchant, webhook_url="https://hooks.example.com/a", webhook_secret=TYPED_SECRET, actor="t"
     )
     admin = Client()
-    admin.force_login(get_user_model().objects.create_superuser("root", password="x-root-password-1"))
+    login_as(admin, get_user_model().objects.create_superuser("root", password="x-root-password-1"))
     pages = [
         admin.get("/admin/stablepay/merchant/"),
         admin.get(f"/admin/stablepay/merchant/{merchant.pk}/change/"),

@@ -35,6 +35,7 @@ from stablepay.models import Chain, Cursor, Merchant
 from stablepay.redact import REDACTED, redact_text, redact_url, scrub
 from tests.conftest import LocalChain, create_request
 from tests.ops.conftest import make_user
+from tests.support.auth import login_as
 from tests.support.services import free_port
 
 pytestmark = pytest.mark.django_db
@@ -221,7 +222,7 @@ def test_ops_console_and_admin_show_hosts_not_keys(keyed_chain: tuple[Chain, lis
     watcher.scan_once()  # a real failure recorded
     Cursor.objects.filter(chain=chain).update(last_error=f"older: {chain.rpc_urls[0]} failed")
     ops = Client()
-    ops.force_login(make_user("olivia", "stablepay.ops_console"))
+    login_as(ops, make_user("olivia", "stablepay.ops_console"))
     page = ops.get(reverse("stablepay:ops:health"))
     assert page.status_code == 200
     html = page.content.decode()
@@ -229,7 +230,7 @@ def test_ops_console_and_admin_show_hosts_not_keys(keyed_chain: tuple[Chain, lis
     assert hosts[0] in html and hosts[1] in html
 
     root = Client()
-    root.force_login(User.objects.create_superuser("root", password="x-root-password-1"))
+    login_as(root, User.objects.create_superuser("root", password="x-root-password-1"))
     cursor = Cursor.objects.get(chain=chain)
     for url in (
         reverse("admin:stablepay_chain_changelist"),
@@ -248,7 +249,7 @@ def test_ops_console_and_admin_show_hosts_not_keys(keyed_chain: tuple[Chain, lis
 def test_the_admin_keeps_node_urls_write_only(keyed_chain: tuple[Chain, list[str]]) -> None:
     chain, _ = keyed_chain
     root = Client()
-    root.force_login(User.objects.create_superuser("root", password="x-root-password-1"))
+    login_as(root, User.objects.create_superuser("root", password="x-root-password-1"))
     url = reverse("admin:stablepay_chain_change", args=[chain.pk])
     form = {
         "chain_id": CHAIN_ID,

@@ -52,6 +52,7 @@ from stablepay.merchant.services import merchant_webhook_update
 from stablepay.models import Merchant, WebhookDelivery
 from tests.conftest import LocalChain, create_request, setup_document, subprocess_database_url
 from tests.merchant.conftest import login, make_user
+from tests.support.auth import login_as
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "whsec-ssrf-test-0123456789abcdef"
@@ -318,7 +319,7 @@ def test_the_admin_refuses_the_same_urls(merchant: Merchant, attack_dns: FakeDns
     request.user = superuser
     assert issubclass(admin.site._registry[Merchant].get_form(request, merchant), MerchantAdminForm)
     client = Client()
-    client.force_login(superuser)
+    login_as(client, superuser)
     change = f"/admin/stablepay/merchant/{merchant.pk}/change/"
     data = _admin_post_data(merchant, superuser)
     for template in ATTACK_URLS:
@@ -503,7 +504,7 @@ def test_the_receivers_answer_is_never_stored_nor_shown(merchant: Merchant, sett
         assert INTERNAL_SECRET not in html and "delivery failed" in html
     superuser = get_user_model().objects.create_superuser("root", password="pw-0123456789")
     staff = Client()
-    staff.force_login(superuser)
+    login_as(staff, superuser)
     html = staff.get(f"/admin/stablepay/webhookdelivery/{delivery.pk}/change/").content.decode()
     assert INTERNAL_SECRET not in html
 

@@ -21,6 +21,7 @@ from rest_framework.test import APIClient
 from stablepay import audit_bundle
 from stablepay.models import Merchant, PaymentRequest
 from tests.conftest import MERCHANT_MNEMONIC, LocalChain, create_request
+from tests.support.auth import login_as
 
 DUE = 10_000_000  # 10.00 HKD in HKDX (6 decimals) at HKD/HKD 1
 
@@ -268,7 +269,7 @@ def _user(username: str, *permissions: str, merchant: Merchant | None = None) ->
     if merchant is not None:
         merchant.members.add(user)
     client = Client()
-    client.force_login(User.objects.get(pk=user.pk))
+    login_as(client, User.objects.get(pk=user.pk))
     return client
 
 

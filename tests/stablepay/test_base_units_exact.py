@@ -104,7 +104,11 @@ def test_sqlite_upgrade_keeps_amounts_triggers_and_refuses_inexact_ones(sqlite_u
 
     made_by_0011 = importlib.import_module("stablepay.migrations.0011_ledger_append_only").LITE_TRIGGERS
     every_trigger = sorted([*made_by_0011, "transfer_guard_screening"])
-    assert r["triggers_latest"] == r["triggers_0013"] == r["triggers_migrated"] == every_trigger
+
+    def ledger(names: list[str]) -> list[str]:  # without migration 0016's change-record triggers (not there at 0013)
+        return [name for name in names if not name.startswith("changeproposal_")]
+
+    assert ledger(r["triggers_latest"]) == r["triggers_0013"] == ledger(r["triggers_migrated"]) == every_trigger
     assert set(r["columns_0013"].values()) == {"decimal"}
     assert set(r["columns_latest"].values()) == set(r["columns_migrated"].values()) == {"varchar(78)"}
 

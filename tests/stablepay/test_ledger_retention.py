@@ -30,6 +30,7 @@ from django.test import Client
 from stablepay import ledger_archive, retention
 from stablepay.models import Event, OpsAction, PaymentRequest, Transfer
 from tests.stablepay.ledgers import NOW, World, random_ledger
+from tests.support.auth import login_as
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -148,7 +149,7 @@ def test_ops_action_decision_once_facts_never(ledger: World, users: tuple[User, 
 
 def test_admin_cannot_change_or_delete_ledger_rows(ledger: World, client: Client) -> None:
     admin = User.objects.create_superuser("root", password="pw-0123456789")
-    client.force_login(admin)
+    login_as(client, admin)
     t = Transfer.objects.first()
     assert t is not None
     assert client.get(f"/admin/stablepay/transfer/{t.pk}/change/").status_code == 200  # viewable

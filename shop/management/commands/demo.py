@@ -30,7 +30,9 @@ from web3 import Web3
 from web3.types import RPCEndpoint
 
 from stablepay.chain import devchain
+from stablepay.demo_second_factor import DEMO_TOTP_KEY_BASE32, give_demo_device
 from stablepay.models import Merchant
+from stablepay.second_factor import must_have_second_factor
 
 ANVIL = Path(settings.BASE_DIR) / "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
 DEMO_DIR = Path(settings.BASE_DIR) / ".demo"
@@ -84,6 +86,7 @@ class Command(BaseCommand):
                 RPCEndpoint("evm_setIntervalMining"), [options["block_time"]]
             )
             self._seed_users()
+            self._seed_second_factors()
             env = {
                 **os.environ,
                 "STABLEPAY_DEMO": "true",
@@ -197,12 +200,39 @@ class Command(BaseCommand):
 
     def _seed_users(self) -> None:
         users = get_user_model()
-        merchant_user = users.objects.create_user("merchant", password="merchant-demo")
+        merchant_user = users.objects.create_user("merchant", email="merchant@example.com", password="merchant-demo")
         Merchant.objects.get(slug="demo").members.add(merchant_user)
-        stablepay_permissions = Permission.objects.filter(content_type__app_label="stablepay")
+        stablepay = Permission.objects.filter(content_type__app_label="stablepay")
+        viewing = stablepay.filter(codename__startswith="view_")  # the admin's read-only pages
+        # Ops (issue 16 part 3): the console, four-eyes approval of refunds, reading everything, and the
+        # screening allow/deny list they keep in the admin; not where money goes (xpub, FX, limits).
+        ops_needs = stablepay.filter(codename__in=["ops_console", "ops_approve"]) | stablepay.filter(
+            codename__in=["add_screeninglistentry", "change_screeninglistentry", "delete_screeninglistentry"]
+        )
         for name in ("ops", "ops2"):  # two ops users, so four-eyes approval can be tried
             ops = users.objects.create_user(name, password=f"{name}-demo", is_staff=True)
-            ops.user_permissions.add(*stablepay_permissions)
+            ops.user_permissions.add(*ops_needs, *viewing)
+        # Where money goes takes two people (stablepay/change_control.py): "admin" proposes changes to a
+        # merchant's xpub, tolerance and limits and to FX rates in the admin; "treasurer" approves or rejects
+        # them on the ops console's changes page, and can change nothing itself.
+        admin = users.objects.create_user("admin", password="admin-demo", is_staff=True)
+        admin.user_permissions.add(
+            # change_token: clearing a token's suspension after an upgrade was reviewed (the ops banner's advice).
+            *stablepay.filter(
+                codename__in=["add_merchant", "change_merchant", "add_fxrate", "change_fxrate", "change_token"]
+            ),
+            *viewing,
+        )
+        treasurer = users.objects.create_user("treasurer", password="treasurer-demo")
+        treasurer.user_permissions.add(*stablepay.filter(codename="approve_change"), *viewing)
+
+    def _seed_second_factors(self) -> None:
+        """Every demo user who must have a second factor (staff, ops, anyone who can change where money goes;
+        stablepay/second_factor.py) gets the demo authenticator: a TOTP device with the published demo key
+        (stablepay/demo_second_factor.py), whose current code `stablepay_demo_code USER` prints."""
+        for user in get_user_model().objects.filter(is_active=True):
+            if must_have_second_factor(user):
+                give_demo_device(user)
 
     def _banner(self, port: int, rpc_url: str, api_key: str) -> None:
         url = f"http://127.0.0.1:{port}/"
@@ -213,5 +243,12 @@ class Command(BaseCommand):
         self.stdout.write(f"  Merchant API key: {api_key}")
         self.stdout.write(f"  Merchant:         {url}merchant/ (merchant / merchant-demo)")
         self.stdout.write(f"  Ops console:      {url}ops/ (ops / ops-demo, ops2 / ops2-demo)")
-        self.stdout.write(f"  Admin:            {url}admin/")
+        self.stdout.write(f"  Admin:            {url}admin/ (admin / admin-demo proposes xpub, FX and limit changes)")
+        self.stdout.write(f"  Approve changes:  {url}ops/changes/ (treasurer / treasurer-demo)")
+        python = os.path.relpath(sys.executable) if sys.executable.startswith(str(settings.BASE_DIR)) else "python"
+        pad = " " * 20
+        self.stdout.write("  Second factor:    ops users and staff confirm each sign-in with a six-digit code")
+        self.stdout.write(f"{pad}today's code: STABLEPAY_DEMO=true {python} manage.py stablepay_demo_code ops")
+        self.stdout.write(f"{pad}(demo only: any authenticator app with the published key {DEMO_TOTP_KEY_BASE32})")
+        self.stdout.write(f"{pad}Passkeys need a host name: open http://localhost:{port}/ to add one.")
         self.stdout.write("  Press Ctrl-C to stop.\n")
