@@ -9,9 +9,10 @@ by a database constraint). Approval re-checks that every field still holds the v
 started "from": if not, the proposal is rejected as stale and must be proposed again. One proposal at a
 time may wait per merchant and per FX pair.
 
-Two callers apply at once and record what they did as an applied change (`change_record_applied`): the
-deployer's `stablepay_setup` (actor "setup": whoever runs it holds the shell and the database anyway) and
-a merchant's own member on the settings page (the merchant's own tolerance, actor "user:<name>").
+A merchant's own member proposes a new payment tolerance on the settings page (`propose_member_change`,
+actor "user:<name>"); another member of that merchant, or a holder of `stablepay.approve_change`, decides
+it (`may_decide`). The deployer's `stablepay_setup` applies at once and records what it did as an applied
+change (`change_record_applied`, actor "setup": whoever runs it holds the shell and the database anyway).
 
 Every proposal, approval and rejection is a ChangeProposal row (append-only, migration 0016) and a log
 line; each emails the members of the merchant concerned (an FX change: the members of every merchant),
@@ -60,6 +61,8 @@ FIELD_LABELS = {
     "accept_four_eyes_above_hkd": "accept four-eyes limit (HKD)",
     "rate": "FX rate",
 }
+# What a merchant's own member may propose on the settings page, and another member of it may approve.
+MEMBER_FIELDS: tuple[str, ...] = ("payment_tolerance_percent",)
 PROPOSE_MERCHANT_PERMISSION = "stablepay.change_merchant"
 PROPOSE_FX_PERMISSION = "stablepay.change_fxrate"
 APPROVE_PERMISSION = "stablepay.approve_change"
@@ -146,7 +149,23 @@ def clean_note(note: str | None, *, field: str = "note") -> str:
 
 
 def actor_name(user: Any) -> str:
-    return f"ops:{user.get_username()}"
+    """ "ops:<name>" for the operator's people (staff, approvers), "user:<name>" for a merchant's member."""
+    operator = user.is_staff or user.has_perm(APPROVE_PERMISSION)
+    return f"{'ops' if operator else 'user'}:{user.get_username()}"
+
+
+def is_member(user: Any, merchant_id: int | None) -> bool:
+    return bool(merchant_id is not None and user.is_authenticated and user.merchants.filter(pk=merchant_id).exists())
+
+
+def may_decide(proposal: ChangeProposal, user: Any) -> bool:
+    """Who may approve or reject (never the proposer: see _locked_pending): a holder of
+    `stablepay.approve_change`; for a member's change of the member fields, another member of that merchant."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    if user.has_perm(APPROVE_PERMISSION):
+        return True
+    return set(proposal.changes) <= set(MEMBER_FIELDS) and is_member(user, proposal.merchant_id)
 
 
 def _require(user: Any, permission: str) -> None:
@@ -201,6 +220,30 @@ def propose_merchant_change(
     return proposal
 
 
+def propose_member_change(
+    *, merchant: Merchant, changes: Mapping[str, Any], note: str, user: Any, now: datetime | None = None
+) -> ChangeProposal | None:
+    """A merchant's member proposes new values for the member fields (its payment tolerance); applied only
+    when another member of the merchant, or the operator's approver, approves. None when nothing would change."""
+    if not is_member(user, merchant.pk) or not user.is_active:
+        raise ChangeNotAllowed("merchant", "only a member of this merchant may propose a change to it")
+    if not set(changes) <= set(MEMBER_FIELDS):
+        raise InvalidInput("changes", f"a member may propose only {', '.join(MEMBER_FIELDS)}")
+    now = now or timezone.now()
+    note = clean_note(note)
+    cleaned = {field: clean_value(field, value) for field, value in changes.items()}
+    with transaction.atomic():
+        locked = Merchant.objects.select_for_update().get(pk=merchant.pk)
+        diff = merchant_changes(locked, cleaned)
+        if not diff:
+            return None
+        if ChangeProposal.objects.filter(merchant=locked, state=ChangeState.PENDING).exists():
+            raise Conflict("changes", "a change to these settings already awaits approval: decide on it first")
+        proposal = _create(merchant=locked, changes=diff, note=note, user=user, now=now)
+    logger.info("change %s proposed by %s for merchant %s: %s", proposal.pk, proposal.actor, locked.slug, diff)
+    return proposal
+
+
 def propose_fx_change(
     *, base: str, quote: str, rate: Any, note: str, user: Any, now: datetime | None = None
 ) -> ChangeProposal:
@@ -252,6 +295,8 @@ def _locked_pending(proposal_id: int, user: Any) -> ChangeProposal:
     )
     if proposal is None:
         raise ChangeNotFound("change", "no such change")
+    if not may_decide(proposal, user):
+        raise ChangeNotAllowed("permission", f"needs the {APPROVE_PERMISSION} permission")
     if proposal.state != ChangeState.PENDING:
         raise Conflict("change", f"this change is no longer awaiting approval (it is {proposal.state})")
     if proposal.proposed_by_id is not None and proposal.proposed_by_id == user.pk:
@@ -276,7 +321,6 @@ def _stale(proposal: ChangeProposal, merchant: Merchant | None) -> list[str]:
 def change_approve(*, proposal_id: int, user: Any, note: str, now: datetime | None = None) -> ChangeProposal:
     """A second person approves: the change is applied now, or (a value changed since it was proposed)
     the proposal is rejected as stale and Conflict is raised: propose it again from the current value."""
-    _require(user, APPROVE_PERMISSION)
     now = now or timezone.now()
     note = clean_note(note)
     stale: list[str] = []
@@ -304,7 +348,6 @@ def change_approve(*, proposal_id: int, user: Any, note: str, now: datetime | No
 
 def change_reject(*, proposal_id: int, user: Any, note: str, now: datetime | None = None) -> ChangeProposal:
     """A second person rejects: nothing changes."""
-    _require(user, APPROVE_PERMISSION)
     now = now or timezone.now()
     note = clean_note(note)
     with transaction.atomic():
@@ -353,7 +396,7 @@ def change_record_applied(
     webhook: bool = True,
 ) -> ChangeProposal | None:
     """Record a change its caller has just applied, in the caller's transaction: `stablepay_setup` (actor
-    "setup") and a merchant member's own settings. Announced like an approved change (email; the webhook
+    "setup"). Announced like an approved change (email; the webhook
     unless `webhook` is false: a merchant created just now has nobody to tell yet). None when nothing changed."""
     changes = {field: values for field, values in changes.items() if values.get("from") != values.get("to")}
     if not changes:

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
-from stablepay.change_control import FIELD_LABELS, describe, first_address
+from stablepay.change_control import FIELD_LABELS, MEMBER_FIELDS, actor_name, describe, first_address
 from stablepay.models import ChangeProposal, ChangeState, Merchant
 
 
@@ -42,6 +42,16 @@ class ChangeLine:
 class ChangeRow:
     proposal: ChangeProposal
     lines: list[ChangeLine]
+
+    @property
+    def decided_by_name(self) -> str:
+        decider = self.proposal.decided_by
+        return actor_name(decider) if decider is not None else ""
+
+    @property
+    def member_decides(self) -> bool:
+        """A member's change of the member fields: another member of the merchant may decide it."""
+        return self.proposal.merchant_id is not None and set(self.proposal.changes) <= set(MEMBER_FIELDS)
 
     @property
     def subject(self) -> str:
@@ -89,3 +99,8 @@ def merchant_changes(*, merchant: Merchant, limit: int = 10) -> list[ChangeRow]:
         )
     )
     return _rows(queryset.order_by("-proposed_at", "-id")[:limit])
+
+
+def merchant_has_change(*, merchant: Merchant, proposal_id: int) -> bool:
+    """True when the proposal concerns this merchant (its settings page may show and decide it)."""
+    return ChangeProposal.objects.filter(pk=proposal_id, merchant=merchant).exists()

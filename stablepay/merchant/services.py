@@ -8,6 +8,7 @@ import logging
 import secrets
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -16,7 +17,7 @@ from django.utils import timezone
 from stablepay import change_control, webhook_target, webhooks
 from stablepay.api.authentication import hash_api_key
 from stablepay.errors import Conflict, InvalidInput
-from stablepay.models import TOKEN_CURRENCIES, LicenceStatus, Merchant, WebhookDelivery
+from stablepay.models import TOKEN_CURRENCIES, ChangeProposal, LicenceStatus, Merchant, WebhookDelivery
 
 logger = logging.getLogger(__name__)
 
@@ -85,35 +86,35 @@ def merchant_rotate_api_key(*, merchant: Merchant, actor: str) -> str:
 
 
 def merchant_payment_settings_update(
-    *, merchant: Merchant, payment_tolerance_percent: Decimal, expiry_minutes: int, actor: str
-) -> Merchant:
-    """The underpayment tolerance and the expiry of new requests; requests already made keep theirs
-    (expiry), while the tolerance applies when each request is next reconciled.
-
-    The tolerance is one of the fields where money goes (stablepay.change_control): the merchant's own
-    member sets it directly (it is their money), and the change is recorded as an applied change,
-    emailed to every member and announced by webhook (`merchant.change_applied`)."""
+    *, merchant: Merchant, payment_tolerance_percent: Decimal, expiry_minutes: int, user: Any
+) -> tuple[Merchant, ChangeProposal | None]:
+    """The expiry of new requests (requests already made keep theirs), saved at once; and the underpayment
+    tolerance, one of the fields where money goes (stablepay.change_control): a new value is only proposed,
+    emailed to every member and announced by webhook (`merchant.change_proposed`), and applies once another
+    member of the merchant, or the operator's approver, approves it. Returns (merchant, the proposal or None)."""
     if not Decimal(0) <= payment_tolerance_percent < Decimal(100):
         raise InvalidInput("payment_tolerance_percent", "must be at least 0 and less than 100")
     if not 1 <= expiry_minutes <= 1440:
         raise InvalidInput("expiry_minutes", "must be 1 to 1440")
+    actor = f"user:{user.get_username()}"
     with transaction.atomic():
         locked = _locked(merchant)
-        guarded = change_control.merchant_changes(locked, {"payment_tolerance_percent": payment_tolerance_percent})
-        locked.payment_tolerance_percent = payment_tolerance_percent
-        locked.expiry_minutes = expiry_minutes
-        locked.save(update_fields=["payment_tolerance_percent", "expiry_minutes"])
-        change_control.change_record_applied(
-            merchant=locked, changes=guarded, note="set on the merchant settings page", actor=actor
+        proposal = change_control.propose_member_change(
+            merchant=locked,
+            changes={"payment_tolerance_percent": payment_tolerance_percent},
+            note="proposed on the merchant settings page",
+            user=user,
         )
+        locked.expiry_minutes = expiry_minutes
+        locked.save(update_fields=["expiry_minutes"])
     logger.info(
-        "merchant %s: tolerance %s %%, expiry %s min, by %s",
+        "merchant %s: expiry %s min, by %s%s",
         locked.slug,
-        payment_tolerance_percent,
         expiry_minutes,
         actor,
+        f"; tolerance {payment_tolerance_percent} % proposed (change {proposal.pk})" if proposal else "",
     )
-    return locked
+    return locked, proposal
 
 
 def merchant_token_policy_update(

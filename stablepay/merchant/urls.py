@@ -18,5 +18,17 @@ urlpatterns = [
     path("settings/payments/", views.settings_payments, name="settings-payments"),
     path("settings/token-policy/", views.settings_token_policy, name="settings-token-policy"),
     path("settings/api-key/", views.settings_api_key, name="settings-api-key"),
+    path(
+        "settings/changes/<int:proposal_id>/approve/",
+        views.settings_change_decide,
+        {"decision": "approve"},
+        name="settings-change-approve",
+    ),
+    path(
+        "settings/changes/<int:proposal_id>/reject/",
+        views.settings_change_decide,
+        {"decision": "reject"},
+        name="settings-change-reject",
+    ),
     path("webhooks/<int:delivery_id>/redeliver/", views.webhook_redeliver, name="webhook-redeliver"),
 ]

@@ -39,8 +39,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from stablepay import audit_bundle, change_selectors, secret_box
-from stablepay.errors import Conflict
+from stablepay import audit_bundle, change_control, change_selectors, secret_box
+from stablepay.errors import Conflict, StablepayError
 from stablepay.merchant import selectors, services
 from stablepay.merchant.forms import (
     PaymentFilterForm,
@@ -400,14 +400,45 @@ def settings_payments(request: HttpRequest, mctx: MerchantContext) -> HttpRespon
     form = PaymentSettingsForm(request.POST)
     if not form.is_valid():
         return _settings_response(request, mctx, payment_form=form, status=400)
-    services.merchant_payment_settings_update(
-        merchant=mctx.merchant,
-        payment_tolerance_percent=form.cleaned_data["payment_tolerance_percent"],
-        expiry_minutes=form.cleaned_data["expiry_minutes"],
-        actor=_actor(request),
+    try:
+        proposal = services.merchant_payment_settings_update(
+            merchant=mctx.merchant,
+            payment_tolerance_percent=form.cleaned_data["payment_tolerance_percent"],
+            expiry_minutes=form.cleaned_data["expiry_minutes"],
+            user=request.user,
+        )[1]
+    except Conflict:
+        messages.error(request, _("A change to these settings already awaits approval: decide on it first."))
+        return redirect(mctx.url("settings") + "#money-changes")
+    if proposal is None:
+        messages.success(request, _("Payment settings saved."))
+        return redirect(mctx.url("settings") + "#payment-settings")
+    messages.success(
+        request,
+        _(
+            "Expiry saved. The new payment tolerance is proposed: it applies once another member of your team, "
+            "or the payments operator, approves it."
+        ),
     )
-    messages.success(request, _("Payment settings saved."))
-    return redirect(mctx.url("settings") + "#payment-settings")
+    return redirect(mctx.url("settings") + "#money-changes")
+
+
+@require_POST
+@merchant_page
+def settings_change_decide(
+    request: HttpRequest, mctx: MerchantContext, proposal_id: int, decision: str
+) -> HttpResponse:
+    """Another member approves or rejects a member's proposed change (stablepay.change_control.may_decide)."""
+    if not change_selectors.merchant_has_change(merchant=mctx.merchant, proposal_id=proposal_id):
+        raise Http404("no such change")
+    decide = change_control.change_approve if decision == "approve" else change_control.change_reject
+    try:
+        decide(proposal_id=proposal_id, user=request.user, note=request.POST.get("note", ""))
+    except StablepayError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("Change approved and applied.") if decision == "approve" else _("Change rejected."))
+    return redirect(mctx.url("settings") + "#money-changes")
 
 
 @require_POST

@@ -6,6 +6,7 @@ test-artifacts/ (ops-changes-*.png)."""
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from urllib.parse import quote
 
 import pytest
@@ -92,3 +93,45 @@ def test_an_xpub_change_is_proposed_in_the_admin_and_approved_by_a_second_person
         )
     finally:
         phone.close()
+
+
+def test_a_members_tolerance_change_is_approved_by_another_member_on_a_phone(
+    page: Page,
+    live_server,  # type: ignore[no-untyped-def]
+    local_chain: LocalChain,
+) -> None:
+    """Alice proposes a looser tolerance on the settings page; it waits; Carol, on her phone, approves it."""
+    merchant = Merchant.objects.get(slug="acme")
+    make_user("alice", merchant=merchant)
+    make_user("carol", merchant=merchant)
+    sign_in(page, live_server.url, "alice", "/merchant/settings/")
+    page.fill("#id_payment_tolerance_percent", "2.5")
+    page.get_by_role("button", name="Save payment rules").click()
+    expect(page.locator("body")).to_contain_text("The new payment tolerance is proposed")
+    proposal = ChangeProposal.objects.get(merchant=merchant, state=ChangeState.PENDING)
+    row = page.locator(f"#money-change-{proposal.pk}")
+    expect(row).to_contain_text("awaiting approval")
+    expect(row).to_contain_text("Another member of your team, or the payments operator, must approve it.")
+    expect(row.get_by_role("button", name="Approve")).to_have_count(0)
+    merchant.refresh_from_db()
+    assert merchant.payment_tolerance_percent == Decimal("0.5")
+
+    phone = page.context.browser.new_context(  # type: ignore[union-attr]
+        viewport={"width": 390, "height": 844}, locale="en-GB", device_scale_factor=2
+    )
+    try:
+        carol = phone.new_page()
+        sign_in(carol, live_server.url, "carol", "/merchant/settings/")
+        row = carol.locator(f"#money-change-{proposal.pk}")
+        expect(row).to_contain_text("0.5")
+        expect(row).to_contain_text("2.5")
+        assert carol.evaluate("document.documentElement.scrollWidth") <= 390
+        row.screenshot(path=str(shoot(carol, "member-change-390").with_name("ops-member-change-row-390.png")))
+        carol.fill(f"#change-note-{proposal.pk}", "Agreed for the festival sale.")
+        row.get_by_role("button", name="Approve").click()
+        expect(carol.locator("body")).to_contain_text("Change approved and applied.")
+        expect(carol.locator(f"#money-change-{proposal.pk}")).to_contain_text("approved by user:carol")
+    finally:
+        phone.close()
+    merchant.refresh_from_db()
+    assert merchant.payment_tolerance_percent == Decimal("2.5")

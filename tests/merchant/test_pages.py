@@ -20,7 +20,7 @@ from rest_framework.test import APIClient
 from stablepay import webhooks
 from stablepay.api.authentication import hash_api_key
 from stablepay.merchant import selectors
-from stablepay.models import Merchant, PaymentRequest, Transfer, WebhookDelivery
+from stablepay.models import ChangeProposal, ChangeState, Merchant, PaymentRequest, Transfer, WebhookDelivery
 from tests.conftest import LocalChain, create_request
 from tests.merchant.conftest import Ledger, login, make_user
 
@@ -272,12 +272,16 @@ def test_webhook_settings_refuse_bad_input(
 
 
 def test_payment_rules(member_client: Client, merchant: Merchant) -> None:
+    """The expiry saves at once; a new tolerance (where money goes, issue 16) is only proposed."""
     response = member_client.post(
         "/merchant/settings/payments/", {"payment_tolerance_percent": "1.25", "expiry_minutes": "45"}
     )
     assert response.status_code == 302
     merchant.refresh_from_db()
-    assert (merchant.payment_tolerance_percent, merchant.expiry_minutes) == (Decimal("1.25"), 45)
+    assert (merchant.payment_tolerance_percent, merchant.expiry_minutes) == (Decimal("0.5"), 45)
+    pending = ChangeProposal.objects.get(merchant=merchant, state=ChangeState.PENDING)
+    assert pending.changes == {"payment_tolerance_percent": {"from": "0.5", "to": "1.25"}}
+    assert pending.actor == "user:alice"
     # New requests use the new expiry.
     request = create_request(merchant)
     assert request.expires_at - request.created_at == timedelta(minutes=45)
@@ -291,7 +295,43 @@ def test_payment_rules(member_client: Client, merchant: Merchant) -> None:
     ):
         assert member_client.post("/merchant/settings/payments/", bad).status_code == 400, bad
     merchant.refresh_from_db()
-    assert (merchant.payment_tolerance_percent, merchant.expiry_minutes) == (Decimal("1.25"), 45)
+    assert (merchant.payment_tolerance_percent, merchant.expiry_minutes) == (Decimal("0.5"), 45)
+
+
+def test_a_members_tolerance_change_needs_another_member(
+    member_client: Client, member: AbstractBaseUser, merchant: Merchant, outsider_client: Client
+) -> None:
+    """One member alone cannot loosen what counts as paid: another member of the merchant approves it."""
+    member_client.post("/merchant/settings/payments/", {"payment_tolerance_percent": "30", "expiry_minutes": "15"})
+    proposal = ChangeProposal.objects.get(merchant=merchant, state=ChangeState.PENDING)
+    approve = f"/merchant/settings/changes/{proposal.pk}/approve/"
+    # The proposer sees no buttons, and cannot approve by posting anyway.
+    page = member_client.get("/merchant/settings/").content.decode()
+    assert f'id="money-change-{proposal.pk}"' in page and approve not in page
+    member_client.post(approve, {"m": "acme", "note": "me again"})
+    merchant.refresh_from_db()
+    assert merchant.payment_tolerance_percent == Decimal("0.5")
+    # Another merchant's member: the change is not theirs to see (404) and nothing moves.
+    assert outsider_client.post(approve, {"m": "other", "note": "x"}).status_code == 404
+    # A second member of acme approves, with a note: applied.
+    second = login(make_user("carol", merchant))
+    assert approve in second.get("/merchant/settings/").content.decode()
+    assert second.post(approve, {"m": "acme", "note": ""}).status_code == 302  # a note is required
+    merchant.refresh_from_db()
+    assert merchant.payment_tolerance_percent == Decimal("0.5")
+    second.post(approve, {"m": "acme", "note": "agreed with Alice for the sale"})
+    merchant.refresh_from_db()
+    assert merchant.payment_tolerance_percent == Decimal("30")
+    proposal.refresh_from_db()
+    assert proposal.state == ChangeState.APPLIED and proposal.decision_note == "agreed with Alice for the sale"
+    assert "approved by user:carol" in " ".join(member_client.get("/merchant/settings/").content.decode().split())
+    # A rejection leaves the value as it is.
+    member_client.post("/merchant/settings/payments/", {"payment_tolerance_percent": "0", "expiry_minutes": "15"})
+    again = ChangeProposal.objects.get(merchant=merchant, state=ChangeState.PENDING)
+    second.post(f"/merchant/settings/changes/{again.pk}/reject/", {"m": "acme", "note": "no"})
+    merchant.refresh_from_db()
+    again.refresh_from_db()
+    assert merchant.payment_tolerance_percent == Decimal("30") and again.state == ChangeState.REJECTED
 
 
 def test_api_key_rotation(member_client: Client, merchant: Merchant, local_chain: LocalChain) -> None:

@@ -241,21 +241,20 @@ def test_a_stale_proposal_is_refused(merchant: Merchant, admin_user: User, treas
         merchant_id=merchant.pk, changes={"payment_tolerance_percent": "2"}, note="seasonal", user=admin_user
     )
     assert proposal.changes == {"payment_tolerance_percent": {"from": "0.5", "to": "2"}}
-    # Meanwhile the merchant's own member sets the tolerance on their settings page.
-    from stablepay.merchant.services import merchant_payment_settings_update
-
-    merchant_payment_settings_update(
-        merchant=merchant, payment_tolerance_percent=Decimal("1"), expiry_minutes=15, actor="user:mia"
+    # Meanwhile the deployer's setup file sets the tolerance (applied at once, and on the record).
+    change_control.change_record_applied(
+        merchant=merchant,
+        changes=change_control.merchant_changes(merchant, {"payment_tolerance_percent": Decimal("1")}),
+        note="setup file",
+        actor="setup",
     )
+    Merchant.objects.filter(pk=merchant.pk).update(payment_tolerance_percent=Decimal("1"))
     with pytest.raises(change_control.Conflict, match="stale"):
         change_control.change_approve(proposal_id=proposal.pk, user=treasurer, note="ok")
     merchant.refresh_from_db()
     assert merchant.payment_tolerance_percent == Decimal("1")
     proposal.refresh_from_db()
     assert proposal.state == ChangeState.REJECTED and proposal.decision_note.startswith("stale")
-    # The member's own change is on the record too, applied by them.
-    own = ChangeProposal.objects.get(actor="user:mia")
-    assert own.state == ChangeState.APPLIED and own.changes["payment_tolerance_percent"] == {"from": "0.5", "to": "1"}
 
 
 def test_tolerance_and_limits_through_the_admin_are_only_proposed(
