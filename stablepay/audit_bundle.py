@@ -65,7 +65,8 @@ CONFIRMATIONS_NOTE = (
 FX_SOURCE = (
     "stablepay's FX table (stablepay_setup `fx`, else the built-in HKD/MOP 1.03 and USD/HKD 7.80), read at "
     "quote time; `rate` is the rate stored on the request then, and `amount_due_base_units` was computed from "
-    "the exact ratio (rounded up)."
+    "the exact ratio (rounded up). `fx_rates` is that FX table as stored with the request (null for a request "
+    "made before it was stored); refunds and accepts are valued with it, never with a later table."
 )
 
 
@@ -250,6 +251,7 @@ def build_bundle(payment_request: PaymentRequest, *, now: datetime | None = None
             "rate_meaning": f"{token.symbol} per 1 {pr.currency}",
             "amount_due_base_units": str(int(pr.amount_due_base_units)),
             "fx_source": FX_SOURCE,
+            "fx_rates": pr.fx_rates,
             "quoted_at": _time(pr.created_at),
         },
         "token": {

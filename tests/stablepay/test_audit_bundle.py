@@ -78,6 +78,9 @@ def test_a_paid_requests_bundle_holds_the_evidence_and_verifies_offline_and_on_c
     assert bundle["quote"]["amount"] == "10.00" and bundle["quote"]["currency"] == "HKD"
     assert bundle["quote"]["rate"] == "1" and bundle["quote"]["amount_due_base_units"] == str(DUE)
     assert bundle["quote"]["quoted_at"] == bundle["payment_request"]["created_at"]
+    # The FX table the quote was made with, as stored on the request (what refunds are valued with).
+    pr.refresh_from_db()
+    assert bundle["quote"]["fx_rates"] == pr.fx_rates and pr.fx_rates["HKD/MOP"] == "1.03"
     assert bundle["deposit"]["address"] == pr.pay_to
     assert bundle["deposit"]["derivation_path"] == f"m/44'/60'/0'/0/{pr.derivation_index}"
     account = Bip32Secp256k1.FromSeed(Bip39SeedGenerator(MERCHANT_MNEMONIC).Generate()).DerivePath("m/44'/60'/0'")
