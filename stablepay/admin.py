@@ -48,6 +48,7 @@ from stablepay.ops.services import ops_action_bulk
 from stablepay.redact import redact_url, redact_urls
 from stablepay.selectors import chain_error_text
 from stablepay.services import payment_request_reconcile
+from stablepay.text_rules import MAX_NOTE
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -152,7 +153,7 @@ class MerchantAdminForm(forms.ModelForm):
     webhook_url = forms.URLField(required=False, max_length=500, assume_scheme="https")
     change_note = forms.CharField(
         required=False,
-        max_length=change_control.MAX_NOTE,
+        max_length=MAX_NOTE,
         widget=forms.Textarea(attrs={"rows": 2}),
         label="Why (for a change to where money goes)",
         help_text="Required when the xpub, the tolerance or a four-eyes limit changes: that change is only"
@@ -237,7 +238,7 @@ class FxRateAdminForm(forms.ModelForm):
     """An FX change is a proposal with a note (and removal is one too): see FxRateAdmin."""
 
     change_note = forms.CharField(
-        max_length=change_control.MAX_NOTE,
+        max_length=MAX_NOTE,
         widget=forms.Textarea(attrs={"rows": 2}),
         label="Why",
         help_text="Every FX change is only proposed, and applied once a second person approves it in the ops console.",

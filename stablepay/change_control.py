@@ -43,6 +43,7 @@ from stablepay.addresses import XpubError, derive_address, parse_xpub
 from stablepay.errors import Conflict, InvalidInput, StablepayError
 from stablepay.models import ChangeProposal, ChangeState, Currency, FxRate, Merchant
 from stablepay.money import DEFAULT_FX, decimal_text
+from stablepay.text_rules import clean_note
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,6 @@ PROPOSE_MERCHANT_PERMISSION = "stablepay.change_merchant"
 PROPOSE_FX_PERMISSION = "stablepay.change_fxrate"
 APPROVE_PERMISSION = "stablepay.approve_change"
 SETUP_ACTOR = "setup"
-MAX_NOTE = 2000
 MAX_LIMIT = Decimal(10) ** 18
 MAX_RATE = Decimal(10) ** 9
 
@@ -137,15 +137,6 @@ def clean_pair(base: str, quote: str) -> str:
     if base not in Currency.values or quote not in Currency.values or base == quote:
         raise InvalidInput("fx_pair", "must name two different currencies of HKD, MOP, USD, CNH")
     return f"{base}/{quote}"
-
-
-def clean_note(note: str | None, *, field: str = "note") -> str:
-    text = (note or "").strip()
-    if not text:
-        raise InvalidInput(field, "a note is required: say why")
-    if len(text) > MAX_NOTE:
-        raise InvalidInput(field, f"at most {MAX_NOTE} characters")
-    return text
 
 
 def actor_name(user: Any) -> str:

@@ -10,11 +10,18 @@ terminals and spreadsheet cells. So such characters are refused where a referenc
 `spreadsheet_cell` disarms text a spreadsheet would run as a formula (CSV injection, OWASP): a cell whose
 first character that shows (past spaces and zero-width or bidi marks, which spreadsheets skip) is = + - @,
 or which starts with a tab or CR, gets a leading single quote.
+
+`clean_note` is the rule for the "why" every person's decision carries (ops decisions, changes to where
+money goes): required, at most MAX_NOTE characters.
 """
 
 from __future__ import annotations
 
 import unicodedata
+
+from stablepay.errors import InvalidInput
+
+MAX_NOTE = 2000
 
 # Unicode categories refused in a reference: Cc control (C0, DEL, C1: tab, CR, LF, ESC...), Cf format
 # (bidi embeddings, overrides and isolates U+202A-U+202E and U+2066-U+2069, the marks U+200E/U+200F/U+061C,
@@ -73,3 +80,13 @@ def formula_like(value: str) -> bool:
 def spreadsheet_cell(value: str) -> str:
     """`value` as a CSV cell: a leading ' disarms one a spreadsheet could run as a formula."""
     return "'" + value if formula_like(value) else value
+
+
+def clean_note(note: str | None, *, field: str = "note") -> str:
+    """A decision's note, stripped: required (say why), at most MAX_NOTE characters."""
+    text = (note or "").strip()
+    if not text:
+        raise InvalidInput(field, "a note is required: say why")
+    if len(text) > MAX_NOTE:
+        raise InvalidInput(field, f"at most {MAX_NOTE} characters")
+    return text

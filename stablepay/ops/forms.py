@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from stablepay.ops import screening_selectors, selectors
 from stablepay.ops.lookalikes import DEFAULT_BLOCKS, MAX_BLOCKS
-from stablepay.ops.services import MAX_NOTE
+from stablepay.text_rules import MAX_NOTE
 
 ACTION_CHOICES = [("accept", _("Accept")), ("refund", _("Refund")), ("void", _("Void"))]
 

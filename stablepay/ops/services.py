@@ -40,12 +40,12 @@ from stablepay import reconcile, services
 from stablepay.errors import Conflict, InvalidInput, StablepayError
 from stablepay.models import ActionState, Event, OpsAction, PaymentRequest, Resolution
 from stablepay.ops import selectors
+from stablepay.text_rules import clean_note
 
 logger = logging.getLogger(__name__)
 
 CONSOLE_PERMISSION = "stablepay.ops_console"
 APPROVE_PERMISSION = "stablepay.ops_approve"
-MAX_NOTE = 2000
 MAX_BULK = 200
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _TX_HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
@@ -66,15 +66,6 @@ def actor_name(user: User) -> str:
 
 
 # validation -----------------------------------------------------------------------------------------
-def clean_note(note: str | None, *, field: str = "note") -> str:
-    text = (note or "").strip()
-    if not text:
-        raise InvalidInput(field, "a note is required: say why")
-    if len(text) > MAX_NOTE:
-        raise InvalidInput(field, f"at most {MAX_NOTE} characters")
-    return text
-
-
 def clean_refund_address(address: str | None) -> str:
     text = (address or "").strip()
     if not text:

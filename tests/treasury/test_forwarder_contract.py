@@ -24,11 +24,10 @@ from stablepay.chain import devchain, forwarder
 from stablepay.chain.reader import TRANSFER_TOPIC
 from tests.support import real_coins
 from tests.support.safe import SafeWallet
-from tests.support.services import Anvil
+from tests.treasury.conftest import PAYER
 
 SETTLEMENT = devchain.dev_account(5).address  # the merchant's Safe or cold wallet
 ATTACKER = 7
-PAYER = 1
 GAS = 8_000_000
 
 
@@ -69,18 +68,6 @@ def sweep(
 
 def deposits(n: int, settlement: str = SETTLEMENT) -> list[tuple[str, bytes]]:
     return [forwarder.request_deposit(settlement, uuid.uuid4()) for _ in range(n)]
-
-
-@pytest.fixture
-def w3(anvil: Anvil) -> Web3:
-    return anvil.w3
-
-
-@pytest.fixture
-def hkdx(w3: Web3) -> str:
-    token = devchain.deploy_token(w3, name="HKD Stablecoin", symbol="HKDX", decimals=6)
-    devchain.mint(w3, token, devchain.dev_account(PAYER).address, 10**15)
-    return token
 
 
 def test_the_factory_lands_at_its_pinned_address_through_the_create2_deployer(w3: Web3) -> None:

@@ -16,21 +16,7 @@ from stablepay.chain import devchain, forwarder
 from stablepay.treasury import sweep
 from tests.support import real_coins
 from tests.support.safe import SafeWallet
-from tests.support.services import Anvil
-
-PAYER = 1
-
-
-@pytest.fixture
-def w3(anvil: Anvil) -> Web3:
-    return anvil.w3
-
-
-@pytest.fixture
-def hkdx(w3: Web3) -> str:
-    token = devchain.deploy_token(w3, name="HKD Stablecoin", symbol="HKDX", decimals=6)
-    devchain.mint(w3, token, devchain.dev_account(PAYER).address, 10**15)
-    return token
+from tests.treasury.conftest import PAYER
 
 
 def paid_deposits(w3: Web3, token: str, settlement: str, amounts: list[int]) -> list[sweep.Deposit]:
