@@ -46,6 +46,16 @@ ALLOWED_MNEMONICS: dict[str, tuple[set[str], str]] = {
         {"tests/conftest.py", THIS_FILE},
         "BIP-39's second published test vector; the tests' second merchant's xpub, watch-only, local chain.",
     ),
+    "letter advice cage absurd amount doctor acoustic avoid letter advice cage above": (
+        {"tests/browser/test_ops_changes.py", THIS_FILE},
+        "BIP-39's third published test vector; the new wallet a merchant moves to in the change-control test "
+        "(watch-only xpub, local chain).",
+    ),
+    "zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo wrong": (
+        {"tests/ops/test_where_money_goes.py", THIS_FILE},
+        "BIP-39's fourth published test vector; the attacker's wallet in the change-control test (watch-only "
+        "xpub, local chain).",
+    ),
 }
 
 
