@@ -57,23 +57,14 @@ from typing import Any
 
 from bench import fixtures
 from bench.checkout_api import account_xpub
+from tests.support.chromium import ARGS as CHROMIUM_ARGS
+from tests.support.chromium import CHROMIUM
 
 REPO_ROOT = fixtures.REPO_ROOT
 TMP = fixtures.TMP
 DB_NAME = "bench_p8"
 RUNS = 5
 SETTLE_S = 1.5
-CHROMIUM = "/usr/lib/chromium/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 DOWN_BYTES_PER_S = 1_600_000 // 8  # 1.6 Mbps
 UP_BYTES_PER_S = 750_000 // 8  # 750 kbps
 LATENCY_MS = 150

@@ -12,19 +12,9 @@ from django.db import connection
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from stablepay import watcher
+from tests.support.chromium import ARGS, CHROMIUM
 from tests.support.services import Anvil
 
-CHROMIUM = "/usr/lib/chromium/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 

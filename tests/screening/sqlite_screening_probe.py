@@ -12,21 +12,17 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection
 
 from stablepay.models import Chain, Merchant, PaymentRequest, Token, Transfer
+from tests.support import sqlite_probe
 
 assert connection.vendor == "sqlite"
 results: dict[str, Any] = {}
 
 
 def attempt(name: str, fn: Any) -> None:
-    try:
-        with transaction.atomic():
-            fn()
-        results[name] = "ok"
-    except IntegrityError as exc:
-        results[name] = "refused: " + str(exc)
+    sqlite_probe.attempt(results, name, fn)
 
 
 def raw(sql: str, params: list[Any]) -> None:
@@ -102,6 +98,7 @@ attempt(
         "UPDATE stablepay_transfer SET screening = 'clear', screened_at = %s WHERE id = %s", [later, failed_closed]
     ),
 )
+
 attempt("closed_clear_again_raw", lambda: raw(SET_SCREENING, ["hit", failed_closed]))
 attempt("legacy_screened_once", lambda: Transfer.objects.filter(pk=legacy).update(screening="clear"))
 # 0011's rules on the rebuilt table still hold, next to the screening one.

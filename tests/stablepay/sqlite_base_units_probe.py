@@ -13,11 +13,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.db.models import Sum
 
 from stablepay.models import PaymentRequest, Transfer
+from tests.support import sqlite_probe
 
 assert connection.vendor == "sqlite"
 BEFORE = [("stablepay", "0013_header_chain")]
@@ -35,12 +36,7 @@ def triggers() -> list[str]:
 
 
 def attempt(name: str, fn: Any) -> None:
-    try:
-        with transaction.atomic():
-            fn()
-        results[name] = "ok"
-    except IntegrityError as exc:
-        results[name] = "refused: " + str(exc)
+    sqlite_probe.attempt(results, name, fn)
 
 
 def columns() -> dict[str, str]:
@@ -168,6 +164,7 @@ results["gt_10"] = sorted(
 results["lte_10"] = sorted(
     str(v) for v in Transfer.objects.filter(amount_base_units__lte=10).values_list("amount_base_units", flat=True)
 )
+
 results["exact"] = Transfer.objects.filter(amount_base_units=10**21 + 7).count()
 results["in"] = Transfer.objects.filter(amount_base_units__in=[9, 2**256 - 1]).count()
 try:

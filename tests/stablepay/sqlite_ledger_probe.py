@@ -12,22 +12,18 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import IntegrityError, connection, transaction
+from django.db import connection
 
 from stablepay import retention
 from stablepay.models import Chain, Event, Merchant, OpsAction, PaymentRequest, Token, Transfer
+from tests.support import sqlite_probe
 
 assert connection.vendor == "sqlite"
 results: dict[str, Any] = {}
 
 
 def attempt(name: str, fn: Any) -> None:
-    try:
-        with transaction.atomic():
-            fn()
-        results[name] = "ok"
-    except IntegrityError as exc:
-        results[name] = "refused: " + str(exc)
+    sqlite_probe.attempt(results, name, fn)
 
 
 def raw(sql: str, params: list[Any]) -> None:
@@ -112,6 +108,7 @@ attempt(
         state="done", decided_by=ben, decided_at=now, decision_note="ok"
     ),
 )
+
 attempt("ops_decide_again", lambda: OpsAction.objects.filter(pk=op.pk).update(state="rejected"))
 attempt("ops_refund_tx", lambda: OpsAction.objects.filter(pk=op.pk).update(refund_tx_hash="0x" + "7" * 64))
 attempt("ops_refund_tx_again", lambda: OpsAction.objects.filter(pk=op.pk).update(refund_tx_hash="0x" + "8" * 64))
