@@ -1,6 +1,6 @@
 """P1's baseline: the watcher's RPC pattern before issue 14, kept here as a self-contained scanner.
 
-The design of `stablepay/watcher.py` and `stablepay/chain/rpc.py` as of the commit before the rewrite
+The design of `stablepay/ingest/watcher.py` and `stablepay/chain/rpc.py` as of the commit before the rewrite
 (a354f50), reduced to what decides its JSON-RPC calls, with its state in memory instead of the Django
 tables. Every pass:
 

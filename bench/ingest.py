@@ -154,8 +154,8 @@ def run_mode(mode: str, n_bodies: int) -> dict[str, Any]:
         from eth_utils.address import to_checksum_address
 
         from stablepay.chain.rpc import RpcChainReader, decode_transfer_logs, parse_answer
+        from stablepay.ingest.watcher import watched_among
         from stablepay.models import Chain, Token
-        from stablepay.watcher import watched_among
 
         chain = Chain.objects.create(chain_id=1, name="Bench", rpc_urls=["http://127.0.0.1:9"])
         token = Token.objects.create(chain=chain, address=tokens_list[0], symbol="B", decimals=6, currency="HKD")

@@ -213,7 +213,7 @@ def _signed_transfers(w3: Any, token_address: str, addresses: list[str], nonce: 
     devchain.send_transfer_raw signs (EIP-1559, the same gas and fees) with one fee look-up for all."""
     from web3 import Web3
 
-    from stablepay.chain import devchain
+    from stablepay.dev import chain as devchain
 
     account = devchain.dev_account(1)
     contract = devchain.token_contract(w3, token_address)
@@ -268,7 +268,7 @@ def _run(run: Run, stack: Stack) -> dict[str, Any]:
     anvil, heads, counter_url, database_url = stack.anvil, stack.heads, stack.counter_url, stack.database_url
     token, redis = stack.token, stack.redis
 
-    from stablepay.chain import devchain
+    from stablepay.dev import chain as devchain
     from stablepay.models import Chain, PaymentRequest
 
     seconds: dict[str, float] = {}  # wall time per step of the run, for the record
@@ -394,7 +394,7 @@ def bench() -> dict[str, Any]:
     t_start = time.monotonic()
     database_url = fixtures.scratch_postgres("bench_p3")
     fixtures.setup_django(database_url)
-    from stablepay.chain import devchain
+    from stablepay.dev import chain as devchain
     from stablepay.models import Chain, Token
     from tests.support.services import Anvil, redis_url
 

@@ -41,7 +41,7 @@ def bench() -> dict[str, Any]:
     from django.conf import settings
     from django.db import connection
 
-    from stablepay.chain import devchain
+    from stablepay.dev import chain as devchain
     from stablepay.models import Chain, Token, Transfer
     from tests.support.services import Anvil
 

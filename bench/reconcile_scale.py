@@ -214,7 +214,7 @@ def _per_row_baseline(ids: list[Any]) -> dict[str, Any]:
     (rows restored, its events and webhooks deleted), so the bulk pass meets the same data."""
     from django.db import connection
 
-    from stablepay import services
+    from stablepay.ledger import services
     from stablepay.models import Event, PaymentRequest, WebhookDelivery
 
     before = list(
@@ -265,8 +265,8 @@ def run(n: int, sample: int) -> dict[str, Any]:
     from django.core.management import call_command
     from django.urls import get_resolver
 
-    from stablepay.bulk_reconcile import payment_requests_reconcile_all
-    from stablepay.ledger_report import ledger_report, ledger_report_per_row
+    from stablepay.ledger.bulk_reconcile import payment_requests_reconcile_all
+    from stablepay.ledger.report import ledger_report, ledger_report_per_row
 
     call_command("migrate", verbosity=0)
     get_resolver().check()  # load the URLconf (it imports the views: ~2.5 s) before anything is timed

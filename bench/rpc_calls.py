@@ -226,7 +226,7 @@ class Harness:
 
 
 def _dev_address(i: int) -> str:
-    from stablepay.chain import devchain
+    from stablepay.dev import chain as devchain
 
     return str(devchain.dev_account(i).address)
 
@@ -395,7 +395,7 @@ def _reorg(h: Harness, n: int) -> dict[str, Any]:
     """REORG_DEPTH blocks of SENDERS payments each (pre-signed), scanned by both designs; then
     `anvil_reorg` replaces them, re-including the payments of the first REORG_KEPT senders (each in
     its old block's place) and dropping the others'. The calls of the pass that handles it."""
-    from stablepay.chain import devchain
+    from stablepay.dev import chain as devchain
 
     w3 = h.anvil.w3
     nonces = [int(h.anvil.rpc("eth_getTransactionCount", [s, "pending"]), 16) for s in h.senders]
@@ -464,14 +464,14 @@ def bench() -> dict[str, Any]:
     fixtures.setup_django(sqlite_name="p1")
     _fast_sqlite()
 
-    from stablepay.chain import devchain
+    from stablepay.dev import chain as devchain
     from stablepay.models import Chain, PaymentRequest, Token
     from tests.support.services import Anvil
 
     new_import_error = None
     try:
         from stablepay.chain.rpc import RpcChainReader
-        from stablepay.watcher import scan_chain
+        from stablepay.ingest.watcher import scan_chain
     except Exception as exc:  # the rewrite in progress
         new_import_error = f"{exc.__class__.__name__}: {exc}"
 

@@ -25,7 +25,8 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from stablepay.chain import devchain, forwarder
+from stablepay.chain import forwarder
+from stablepay.dev import chain as devchain
 
 BATCHES = (1, 10, 100)
 PAYMENT = 1_680_000_000  # HK$1,680.00 in 6-decimal base units

@@ -18,8 +18,8 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from shop.models import Order, Product, Storefront
-from stablepay import token_policy
 from stablepay.models import Chain, Merchant, PaymentRequest, Token
+from stablepay.registry import token_policy
 
 CART_SESSION_KEY = "shop.carts"
 

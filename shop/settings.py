@@ -11,7 +11,7 @@ from pathlib import Path
 
 import environ
 
-from stablepay.login_settings import webauthn_relying_party
+from stablepay.accounts.login_settings import webauthn_relying_party
 from stablepay.ratelimit import parse_rate, parse_trusted_proxies
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -75,7 +75,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Signed in but not past the second factor: every page but the public ones goes to verify or enrol.
-    "stablepay.second_factor.SecondFactorMiddleware",
+    "stablepay.accounts.second_factor.SecondFactorMiddleware",
     # Last, as django-axes requires: turns a locked-out login attempt into the lockout page (429).
     "axes.middleware.AxesMiddleware",
 ]
@@ -126,7 +126,7 @@ LOGIN_REDIRECT_URL = "/"
 
 # --- Logins (issue 16): lockout, and second factors for staff -------------------------------------
 # django-axes counts failed passwords at /accounts/login/ and /admin/login/ (every authenticate() with a
-# request), separately per user name and per client address (stablepay/login_lockout.py):
+# request), separately per user name and per client address (stablepay/accounts/lockout.py):
 # - STABLEPAY_LOGIN_FAILURES_PER_USER (default 5) wrong passwords for one user name, from anywhere, lock that
 #   name. An attacker can thus keep a user locked out (the usual price of a per-user lockout); they cannot
 #   guess more than 5 passwords per cool-off for it, from any number of addresses.
@@ -146,21 +146,21 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
-AXES_HANDLER = "stablepay.login_lockout.LoginLockoutHandler"
+AXES_HANDLER = "stablepay.accounts.lockout.LoginLockoutHandler"
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own, not combined
 AXES_FAILURE_LIMIT = env.int("STABLEPAY_LOGIN_FAILURES_PER_USER", default=5)
 STABLEPAY_LOGIN_FAILURES_PER_IP = env.int("STABLEPAY_LOGIN_FAILURES_PER_IP", default=50)
 AXES_COOLOFF_TIME = timedelta(minutes=env.float("STABLEPAY_LOGIN_COOLOFF_MINUTES", default=15.0))
 AXES_RESET_ON_SUCCESS = True
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True
-AXES_CLIENT_IP_CALLABLE = "stablepay.login_lockout.client_ip"
-AXES_LOCKOUT_CALLABLE = "stablepay.login_lockout.lockout_response"  # registration/locked_out.html, 429
+AXES_CLIENT_IP_CALLABLE = "stablepay.accounts.lockout.client_ip"
+AXES_LOCKOUT_CALLABLE = "stablepay.accounts.lockout.lockout_response"  # registration/locked_out.html, 429
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_VERBOSE = False  # no banner on every start-up (management commands' output stays as it was)
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "password"]
 # Second factors (django-otp): TOTP apps, passkeys (django-otp-webauthn) and one-time backup codes. Required
 # for staff, ops users and anyone who can change where money goes; optional for merchant users. Who must,
-# and which pages wait for it: stablepay/second_factor.py. Pages: /accounts/two-factor/ (verify) and
+# and which pages wait for it: stablepay/accounts/second_factor.py. Pages: /accounts/two-factor/ (verify) and
 # /accounts/two-factor/setup/ (enrol).
 # The pages that need no login, open to a session that has not passed its second factor yet (every other
 # page, /ops/, /merchant/, /admin/ and the account pages included, sends such a session to verify or enrol;
@@ -301,7 +301,7 @@ STABLEPAY = {
     # Four-eyes: accepting an underpaid or wrong-token payment short by this much (HKD) or more needs a second
     # ops user (stablepay.E121 checks it).
     "ACCEPT_FOUR_EYES_ABOVE_HKD": env.str("STABLEPAY_ACCEPT_FOUR_EYES_ABOVE_HKD", default="1000.00"),
-    # Tokens and FX rates are cached per process for this long (0: off); see stablepay/refdata.py.
+    # Tokens and FX rates are cached per process for this long (0: off); see stablepay/registry/refdata.py.
     "REFERENCE_CACHE_SECONDS": env.float("STABLEPAY_REFERENCE_CACHE_SECONDS", default=5.0),
     # Each token's contract checks (paused, blocked deposit addresses, Upgraded events) run at most this
     # often, from the watcher's housekeeping or the beat tick; quotes read the recorded verdict.
@@ -315,18 +315,19 @@ STABLEPAY = {
     "WEBHOOK_SECRET_GRACE_HOURS": env.float("STABLEPAY_WEBHOOK_SECRET_GRACE_HOURS", default=24.0),
     # Public RPC URLs per chain id that the payment page's "Pay with browser wallet" may ask a wallet to add
     # (wallet_addEthereumChain), as JSON: {"8453": ["https://mainnet.base.org"]}. Unset: only local dev chains
-    # (31337, 1337) offer their own RPC URL; the watcher's node URLs are never published. See stablepay/wallet.py.
+    # (31337, 1337) offer their own RPC URL; the watcher's node URLs are never published.
+    # See stablepay/checkout/wallet.py.
     "WALLET_RPC_URLS": env.json("STABLEPAY_WALLET_RPC_URLS", default={}),
     # The Ed25519 key that signs audit bundles: a PEM private key or the base64 of a raw 32-byte seed.
-    # Unset: derived from SECRET_KEY with HKDF (every host shares SECRET_KEY). See stablepay/audit_bundle.py.
+    # Unset: derived from SECRET_KEY with HKDF (every host shares SECRET_KEY). See stablepay/compliance/audit_bundle.py.
     "AUDIT_SIGNING_KEY": env.str("STABLEPAY_AUDIT_SIGNING_KEY", default=""),
     # Ledger rows (transfers, events, ops actions) are kept this many years; stablepay_purge_ledger deletes
-    # only older ones (IRO s.51C: 7 years; AMLO: 5). See stablepay/retention.py.
+    # only older ones (IRO s.51C: 7 years; AMLO: 5). See stablepay/ledger/retention.py.
     "LEDGER_RETENTION_YEARS": env.int("STABLEPAY_LEDGER_RETENTION_YEARS", default=7),
-    # Payer screening (stablepay/screening.py): the backend class each new transfer's `from` goes to.
+    # Payer screening (stablepay/compliance/screening.py): the backend class each new transfer's `from` goes to.
     # ListBackend: the allow/deny list in the admin. HttpBackend: that list, then a JSON service at
     # SCREENING_HTTP_URL (Bearer SCREENING_HTTP_TOKEN), answering within SCREENING_HTTP_TIMEOUT_SECONDS.
-    "SCREENING_BACKEND": env.str("STABLEPAY_SCREENING_BACKEND", default="stablepay.screening.ListBackend"),
+    "SCREENING_BACKEND": env.str("STABLEPAY_SCREENING_BACKEND", default="stablepay.compliance.screening.ListBackend"),
     "SCREENING_HTTP_URL": env.str("STABLEPAY_SCREENING_HTTP_URL", default=""),
     "SCREENING_HTTP_TOKEN": env.str("STABLEPAY_SCREENING_HTTP_TOKEN", default=""),
     "SCREENING_HTTP_TIMEOUT_SECONDS": env.float("STABLEPAY_SCREENING_HTTP_TIMEOUT", default=3.0),

@@ -8,7 +8,7 @@ urlpatterns = [
     path("", include("stablepay.urls")),
     path("", include("shop.store_urls")),
     # Second factors (before auth.urls): verify and enrol, and django-otp-webauthn's passkey endpoints.
-    path("accounts/two-factor/", include("stablepay.second_factor_urls")),
+    path("accounts/two-factor/", include("stablepay.accounts.urls")),
     path("accounts/webauthn/", include("django_otp_webauthn.urls", namespace="otp_webauthn")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),

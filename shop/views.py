@@ -17,7 +17,7 @@ from shop.forms import CartLineForm, CheckoutForm
 from shop.models import Order, Storefront
 from stablepay import ratelimit
 from stablepay.errors import StablepayError
-from stablepay.selectors import payment_timeline
+from stablepay.ledger.selectors import payment_timeline
 
 
 def _storefront(code: str) -> Storefront:

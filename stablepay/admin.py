@@ -1,7 +1,7 @@
 """Admin for support staff: the registry is editable, the ledger is read-only.
 
 Where money goes is not edited here directly (issue 16 part 3): saving a change to a merchant's guarded
-fields (stablepay.change_control.GUARDED_MERCHANT_FIELDS: xpub, tolerance, four-eyes limits) or to an FX
+fields (stablepay.governance.change_control.GUARDED_MERCHANT_FIELDS: xpub, tolerance, four-eyes limits) or to an FX
 rate only proposes it, with a required note; a second person holding `stablepay.approve_change` approves
 it in the ops console (/ops/changes/). A merchant's other fields (name, expiry, webhook) save directly; a
 new merchant saves directly and is recorded as an applied change. Change records are read-only here.
@@ -25,8 +25,10 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from stablepay import change_control, setup_file, webhook_target
 from stablepay.errors import StablepayError
+from stablepay.governance import change_control, setup_file
+from stablepay.ledger.selectors import chain_error_text
+from stablepay.ledger.services import payment_request_reconcile
 from stablepay.models import (
     ActionState,
     Block,
@@ -46,9 +48,8 @@ from stablepay.models import (
 )
 from stablepay.ops.services import ops_action_bulk
 from stablepay.redact import redact_url, redact_urls
-from stablepay.selectors import chain_error_text
-from stablepay.services import payment_request_reconcile
 from stablepay.text_rules import MAX_NOTE
+from stablepay.webhooks import target as webhook_target
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -440,7 +441,7 @@ class TransferAdmin(ReadOnlyAdmin):
 
 @admin.register(ScreeningListEntry)
 class ScreeningListEntryAdmin(admin.ModelAdmin):
-    """The allow/deny list of payer screening (stablepay/screening.py), kept by ops; changes are in the
+    """The allow/deny list of payer screening (stablepay/compliance/screening.py), kept by ops; changes are in the
     admin log. A deny entry holds the payments its address sends from the next transfer on."""
 
     list_display = ("address", "kind", "reason", "created_by", "created_at")
@@ -467,7 +468,7 @@ class BlockAdmin(ReadOnlyAdmin):
 @admin.register(Cursor)
 class CursorAdmin(ReadOnlyAdmin):
     list_display = ("chain", "scanned_block", "head_block", "chunk_size", "last_scan_at", "shown_error")
-    # The recorded error only as stablepay.selectors.chain_error_text shows it: no node URL's secret.
+    # The recorded error only as stablepay.ledger.selectors.chain_error_text shows it: no node URL's secret.
     exclude = ("last_error",)
     readonly_fields = ("shown_error",)
 

@@ -37,7 +37,7 @@ class AppendOnlyQuerySet(models.QuerySet):
 class AppendOnly(models.Model):
     """Ledger rows: no delete through the ORM; the database triggers of migration 0010 guard the rest
     (UPDATE of a recorded fact and DELETE, from any client). Only stablepay_purge_ledger deletes, past
-    STABLEPAY["LEDGER_RETENTION_YEARS"] (see stablepay/retention.py)."""
+    STABLEPAY["LEDGER_RETENTION_YEARS"] (see stablepay/ledger/retention.py)."""
 
     objects = AppendOnlyQuerySet.as_manager()
 
@@ -118,7 +118,7 @@ class Token(models.Model):
     licence_status = models.CharField(
         max_length=12, choices=LicenceStatus.choices, default=LicenceStatus.UNLICENSED, db_index=False
     )
-    # Contract health (stablepay/token_health.py), recorded by a periodic check, read by quotes.
+    # Contract health (stablepay/registry/token_health.py), recorded by a periodic check, read by quotes.
     halted_reason = models.CharField(
         max_length=255, blank=True, default="", help_text="Why the last contract check failed; empty: healthy."
     )
@@ -161,7 +161,7 @@ class Merchant(models.Model):
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="merchants")
     # Four-eyes limits of this merchant's ops decisions (stablepay/ops/selectors.py), HKD-equivalent; None:
     # the deployment-wide STABLEPAY setting, which only the deployer changes (environment). Guarded like the
-    # xpub: changed only through stablepay.change_control (propose, a second person approves).
+    # xpub: changed only through stablepay.governance.change_control (propose, a second person approves).
     refund_four_eyes_above_hkd = models.DecimalField(
         max_digits=20,
         decimal_places=2,
@@ -376,7 +376,7 @@ class ChangeState(models.TextChoices):
 
 
 class ChangeProposal(AppendOnly):
-    """A change to where a merchant's money goes (stablepay/change_control.py): its xpub, its tolerance, its
+    """A change to where a merchant's money goes (stablepay/governance/change_control.py): its xpub, its tolerance, its
     four-eyes limits (later its settlement addresses), or an FX rate. Proposed by one user, applied only
     once a second user holding `stablepay.approve_change` approves it; `stablepay_setup` (the deployer) and a
     merchant's own settings page record theirs as applied at once.
@@ -444,7 +444,7 @@ class TransferState(models.TextChoices):
 
 
 class ScreeningOutcome(models.TextChoices):
-    """What the payer screening hook (stablepay/screening.py) made of a transfer's `from` address."""
+    """What the payer screening hook (stablepay/compliance/screening.py) made of a transfer's `from` address."""
 
     NOT_SCREENED = "", "not screened"  # recorded before screening existed
     CLEAR = "clear"
@@ -567,7 +567,7 @@ class ScreeningListEntry(models.Model):
 
 
 class Block(models.Model):
-    """A header of the watcher's local header chain (stablepay.header_chain): the last blocks of the
+    """A header of the watcher's local header chain (stablepay.ingest.header_chain): the last blocks of the
     reorg window, each linked to the one below by its parent hash."""
 
     chain = models.ForeignKey(Chain, on_delete=models.CASCADE, related_name="blocks")
@@ -628,7 +628,7 @@ class WebhookDelivery(models.Model):
 
     event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="webhook_deliveries")
-    # NULL for an event about the merchant itself (merchant.change_*, stablepay/change_control.py).
+    # NULL for an event about the merchant itself (merchant.change_*, stablepay/governance/change_control.py).
     payment_request = models.ForeignKey(
         PaymentRequest, on_delete=models.PROTECT, related_name="webhooks", null=True, blank=True
     )

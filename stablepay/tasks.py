@@ -12,9 +12,13 @@ import redis
 from celery import shared_task
 from django.conf import settings
 
-from stablepay import screening, services, token_health, watcher, webhooks
 from stablepay.chain.reader import ChainError
+from stablepay.compliance import screening
+from stablepay.ingest import watcher
+from stablepay.ledger import services
 from stablepay.models import Chain
+from stablepay.registry import token_health
+from stablepay.webhooks import delivery as webhooks
 
 logger = logging.getLogger(__name__)
 

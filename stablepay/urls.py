@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from stablepay import views
+from stablepay.checkout import views
 
 app_name = "stablepay"
 

@@ -22,9 +22,11 @@ from django.utils import translation
 from eth_account import Account
 from rest_framework.test import APIClient
 
-from stablepay import services, watcher
-from stablepay.chain import devchain
+from stablepay.dev import chain as devchain
+from stablepay.ingest import watcher
+from stablepay.ledger import services
 from stablepay.models import Chain, Merchant, PaymentRequest, Token, Transfer
+from tests.support.random_ledgers import World, make_world
 from tests.support.services import Anvil
 
 Account.enable_unaudited_hdwallet_features()
@@ -229,3 +231,9 @@ def other_api(local_chain: LocalChain) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {local_chain.api_keys['other']}")
     return client
+
+
+@pytest.fixture
+def world(db: None) -> World:
+    """Three chains, five tokens, three merchants; no requests yet (see tests/support/random_ledgers.py)."""
+    return make_world()

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from web3 import Web3
 
-from stablepay.chain import devchain as dc
+from stablepay.dev import chain as dc
 from tests.support.services import Anvil
 
 TRANSFER_TOPIC = Web3.to_hex(Web3.keccak(text="Transfer(address,address,uint256)"))

@@ -1,6 +1,6 @@
 """API key authentication: `Authorization: Bearer <key>`; keys are stored as SHA-256 hashes only.
 
-The key -> merchant lookup is cached per process for a few seconds (stablepay.refdata).
+The key -> merchant lookup is cached per process for a few seconds (stablepay.registry.refdata).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
-from stablepay import refdata
 from stablepay.models import Merchant
+from stablepay.registry import refdata
 
 
 def hash_api_key(key: str) -> str:

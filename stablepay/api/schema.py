@@ -78,7 +78,7 @@ def errors(*codes: int) -> dict[int, OpenApiResponse]:
     return {code: OpenApiResponse(ErrorOut, description=_REASONS[code]) for code in sorted({401, 406, *codes})}
 
 
-# audit bundles (stablepay/audit_bundle.py) ----------------------------------------------------------------
+# audit bundles (stablepay/compliance/audit_bundle.py) ----------------------------------------------------------------
 _STR = {"type": "string"}
 _NSTR = {"type": "string", "nullable": True}
 _INT = {"type": "integer", "minimum": 0}

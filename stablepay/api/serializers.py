@@ -163,7 +163,7 @@ def create_body(data: Any) -> dict[str, Any] | None:
 
     Anything it does not accept outright returns None, and the caller runs the serializer, which stays
     the definition: same errors, same messages. So this only has to be right about what it accepts;
-    tests/stablepay/test_api.py compares it with the serializer body by body.
+    tests/api/test_api.py compares it with the serializer body by body.
     """
     if type(data) is not dict or not data.keys() <= _CREATE_FIELDS:
         return None

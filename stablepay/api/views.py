@@ -15,7 +15,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from stablepay import audit_bundle, selectors, services
 from stablepay.api.schema import AUDIT_DOCUMENT_SCHEMA, AUDIT_KEY_SCHEMA, PaymentRequestPageOut, errors
 from stablepay.api.serializers import (
     ListFiltersIn,
@@ -30,6 +29,8 @@ from stablepay.api.serializers import (
     payment_request_data,
 )
 from stablepay.api.throttling import PaymentRequestCreateThrottle, RateLimitedOut
+from stablepay.compliance import audit_bundle
+from stablepay.ledger import selectors, services
 from stablepay.merchant.selectors import settlement_rows
 from stablepay.models import Merchant, PaymentRequest
 from stablepay.ops import services as ops_services
@@ -173,7 +174,7 @@ class PaymentRequestResolveApi(APIView):
 
 
 class PaymentRequestAuditApi(APIView):
-    """The request's signed audit bundle (stablepay/audit_bundle.py), as a JSON file download."""
+    """The request's signed audit bundle (stablepay/compliance/audit_bundle.py), as a JSON file download."""
 
     @extend_schema(
         parameters=[REQUEST_ID],

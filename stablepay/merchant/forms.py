@@ -10,8 +10,8 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from stablepay import webhook_target
 from stablepay.models import TOKEN_CURRENCIES, LicenceStatus, Status
+from stablepay.webhooks import target as webhook_target
 
 ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z", re.ASCII)
 
@@ -98,7 +98,7 @@ class WebhookForm(forms.Form):
         url: str = self.cleaned_data.get("webhook_url") or ""
         if not url:
             return ""
-        # The rule of stablepay/webhook_target.py, as at delivery: a public address, or one that
+        # The rule of stablepay/webhooks/target.py, as at delivery: a public address, or one that
         # STABLEPAY_WEBHOOK_ALLOWED_HOSTS admits.
         try:
             webhook_target.check(url)

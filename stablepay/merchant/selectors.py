@@ -21,7 +21,7 @@ exactly one row per day, chain and token; one that prices the same token in HKD 
 each, because adding HKD to MOP would take an FX conversion the ledger never made.
 
 HKD-equivalent (the overview and its chart): fiat amounts converted to HKD with the exact FX ratio at the
-current rates (`stablepay.services.fx_rates`), summed exactly and rounded half up to the cent once per
+current rates (`stablepay.ledger.services.fx_rates`), summed exactly and rounded half up to the cent once per
 figure shown. A currency with no rate to HKD is left out of the HKD figures and counted as unpriced.
 """
 
@@ -44,7 +44,7 @@ from django.db.models import Count, DecimalField, F, Func, Max, Prefetch, Q, Que
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from stablepay import token_policy
+from stablepay.ledger.services import fx_rates
 from stablepay.models import (
     Event,
     Merchant,
@@ -56,7 +56,7 @@ from stablepay.models import (
     WebhookDelivery,
 )
 from stablepay.money import EXACT, FxError, base_units_to_decimal, format_token_amount, fx_ratio
-from stablepay.services import fx_rates
+from stablepay.registry import token_policy
 from stablepay.text_rules import spreadsheet_cell
 
 HKT = ZoneInfo("Asia/Hong_Kong")

@@ -14,10 +14,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from stablepay import change_control, webhook_target, webhooks
 from stablepay.api.authentication import hash_api_key
 from stablepay.errors import Conflict, InvalidInput
+from stablepay.governance import change_control
 from stablepay.models import TOKEN_CURRENCIES, ChangeProposal, LicenceStatus, Merchant, WebhookDelivery
+from stablepay.webhooks import delivery as webhooks
+from stablepay.webhooks import target as webhook_target
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +91,7 @@ def merchant_payment_settings_update(
     *, merchant: Merchant, payment_tolerance_percent: Decimal, expiry_minutes: int, user: Any
 ) -> tuple[Merchant, ChangeProposal | None]:
     """The expiry of new requests (requests already made keep theirs), saved at once; and the underpayment
-    tolerance, one of the fields where money goes (stablepay.change_control): a new value is only proposed,
+    tolerance, one of the fields where money goes (stablepay.governance.change_control): a new value is only proposed,
     emailed to every member and announced by webhook (`merchant.change_proposed`), and applies once another
     member of the merchant, or the operator's approver, approves it. Returns (merchant, the proposal or None)."""
     if not Decimal(0) <= payment_tolerance_percent < Decimal(100):

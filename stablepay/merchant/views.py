@@ -39,8 +39,10 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from stablepay import audit_bundle, change_control, change_selectors, secret_box
+from stablepay import secret_box
+from stablepay.compliance import audit_bundle
 from stablepay.errors import Conflict, StablepayError
+from stablepay.governance import change_control, change_selectors
 from stablepay.merchant import selectors, services
 from stablepay.merchant.forms import (
     PaymentFilterForm,
@@ -52,7 +54,7 @@ from stablepay.merchant.forms import (
 )
 from stablepay.merchant.labels import STATUS_LABELS
 from stablepay.models import Merchant
-from stablepay.signature import standard_secret
+from stablepay.webhooks.signature import standard_secret
 
 SESSION_KEY = "stablepay_merchant"
 # A generated webhook secret waits here (encrypted, with its merchant) for the one page that shows it.
@@ -205,7 +207,7 @@ def payment_detail(request: HttpRequest, mctx: MerchantContext, request_id: str)
 @require_GET
 @merchant_page
 def payment_audit(request: HttpRequest, mctx: MerchantContext, request_id: str) -> HttpResponse:
-    """The request's signed audit bundle, as a file (stablepay/audit_bundle.py)."""
+    """The request's signed audit bundle, as a file (stablepay/compliance/audit_bundle.py)."""
     payment = selectors.payment_for_merchant(merchant=mctx.merchant, request_id=request_id)
     if payment is None:
         raise Http404("no such payment request")
@@ -428,7 +430,8 @@ def settings_payments(request: HttpRequest, mctx: MerchantContext) -> HttpRespon
 def settings_change_decide(
     request: HttpRequest, mctx: MerchantContext, proposal_id: int, decision: str
 ) -> HttpResponse:
-    """Another member approves or rejects a member's proposed change (stablepay.change_control.may_decide)."""
+    """Another member approves or rejects a member's proposed change
+    (stablepay.governance.change_control.may_decide)."""
     if not change_selectors.merchant_has_change(merchant=mctx.merchant, proposal_id=proposal_id):
         raise Http404("no such change")
     decide = change_control.change_approve if decision == "approve" else change_control.change_reject

@@ -1,13 +1,13 @@
 """Issue 16 part 3: four eyes on where money goes.
 
-- ChangeProposal (stablepay/change_control.py) with the `approve_change` permission; its append-only
+- ChangeProposal (stablepay/governance/change_control.py) with the `approve_change` permission; its append-only
   triggers are migration 0016.
 - Merchant.refund_four_eyes_above_hkd / accept_four_eyes_above_hkd: per-merchant limits (NULL: the
   deployment's STABLEPAY setting).
 - PaymentRequest.fx_rates: the FX table a request was quoted with, so ops decisions value it at that
   table and never the live one. Backfill: the requests that exist have no record of the table they were
   quoted with; they get the table as it is when this migration runs (the built-in defaults overridden by
-  the FxRate rows, as stablepay.refdata.load_fx_rates reads it). That is the best record there is, and from
+  the FxRate rows, as stablepay.registry.refdata.load_fx_rates reads it). That is the best record there is, and from
   here on changing the table needs four eyes, so it cannot be bent for a moment to value an old request.
 - WebhookDelivery.payment_request becomes nullable: `merchant.change_*` events concern no request.
 """

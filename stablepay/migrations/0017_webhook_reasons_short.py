@@ -1,7 +1,7 @@
 """Issue 16 part 1, leftover: before it, a failed webhook delivery stored what the receiver answered (up to
 500 characters of its response body) or the HTTP client's exception text (which could carry the URL) in
 WebhookDelivery.last_error. Since then only the status code and a short reason of ours are stored
-(stablepay/webhook_target.py). This rewrites every older row to what the current code would have stored:
+(stablepay/webhooks/target.py). This rewrites every older row to what the current code would have stored:
 
 - a reason the current code writes (webhook_target.SHOWN_REASON) is kept;
 - with a status code: "" for a 2xx, "redirect not followed" for a 3xx, else "HTTP <code> <phrase>"
@@ -16,7 +16,7 @@ from http import HTTPStatus
 
 from django.db import migrations
 
-# A frozen copy of stablepay.webhook_target.SHOWN_REASON and status_reason at the time of this migration.
+# A frozen copy of stablepay.webhooks.target.SHOWN_REASON and status_reason at the time of this migration.
 SHOWN_REASON = re.compile(
     r"^(refused: [^\n]{1,300}"
     r"|connection (timed out|refused or unreachable|closed without a valid HTTP answer|failed)"

@@ -1,5 +1,5 @@
 """Reads for the ops console's payer-screening page and banner (the screening itself is
-stablepay/screening.py): the configured backend and fail-open limit, outcome counts per window, the
+stablepay/compliance/screening.py): the configured backend and fail-open limit, outcome counts per window, the
 transfers whose payer was not cleared, and the last hour's screenings that had no answer.
 
 Windows count transfers by when they were recorded (screened for the first time), each under its outcome
@@ -19,11 +19,11 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from stablepay import screening
+from stablepay.compliance import screening
+from stablepay.ledger.services import fx_rates
 from stablepay.models import PaymentRequest, ScreeningListEntry, ScreeningListKind, ScreeningOutcome, Transfer
 from stablepay.money import format_fiat
 from stablepay.ops.selectors import TokenAmount, token_amount
-from stablepay.services import fx_rates
 
 # What the page lists: every outcome but `clear` (and "" for transfers recorded before screening existed).
 NOT_CLEAR: tuple[str, ...] = (ScreeningOutcome.HIT, ScreeningOutcome.FAILED_CLOSED, ScreeningOutcome.FAILED_OPEN)

@@ -24,7 +24,9 @@ from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, 
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from stablepay import reconcile
+from stablepay.ledger import reconcile
+from stablepay.ledger.selectors import chain_error_text
+from stablepay.ledger.services import fx_rates
 from stablepay.models import (
     FLAGGED_OUTCOMES,
     ActionState,
@@ -40,8 +42,6 @@ from stablepay.models import (
 )
 from stablepay.money import EXACT, FxError, format_fiat, format_token_amount, fx_ratio, rates_from_json
 from stablepay.redact import redact_urls
-from stablepay.selectors import chain_error_text
-from stablepay.services import fx_rates
 
 HKD = "HKD"
 CENT = Decimal("0.01")

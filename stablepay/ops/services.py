@@ -4,7 +4,7 @@ Every decision is an OpsAction row (who, when, why) plus a timeline Event, writt
 that carries it out. Values are HKD-equivalents at the FX table stored with the request when it was
 quoted (never the live table), and the limits are the merchant's own when set
 (Merchant.refund_four_eyes_above_hkd / accept_four_eyes_above_hkd, changed only through four-eyes
-stablepay.change_control), else the STABLEPAY settings. A refund worth more than
+stablepay.governance.change_control), else the STABLEPAY settings. A refund worth more than
 STABLEPAY["FOUR_EYES_REFUND_ABOVE_HKD"] (HKD-equivalent, exact), one that cannot be priced in HKD, an
 accept of a shortfall (underpaid, wrong token: what the order is marked paid for without the requested
 coin having arrived, priced at the request's own quote) worth STABLEPAY["ACCEPT_FOUR_EYES_ABOVE_HKD"]
@@ -36,8 +36,8 @@ from django.db import transaction
 from django.utils import timezone
 from eth_utils.address import is_checksum_address, to_checksum_address
 
-from stablepay import reconcile, services
 from stablepay.errors import Conflict, InvalidInput, StablepayError
+from stablepay.ledger import reconcile, services
 from stablepay.models import ActionState, Event, OpsAction, PaymentRequest, Resolution
 from stablepay.ops import selectors
 from stablepay.text_rules import clean_note

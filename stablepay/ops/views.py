@@ -6,7 +6,7 @@ Access: anonymous users are sent to the login page (302). A signed-in user witho
 who followed a link where they stand. Approving or rejecting a decision that awaits a second ops user (a
 large refund, any decision on a compliance hold) also needs `stablepay.ops_approve`.
 
-The changes page (/ops/changes/) lists proposed changes to where money goes (stablepay.change_control):
+The changes page (/ops/changes/) lists proposed changes to where money goes (stablepay.governance.change_control):
 open to the console's users and to anyone holding `stablepay.approve_change`; approving or rejecting one
 needs `stablepay.approve_change`, and never by the person who proposed it.
 """
@@ -27,8 +27,10 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from stablepay import audit_bundle, change_control, change_selectors, reconcile
+from stablepay.compliance import audit_bundle
 from stablepay.errors import StablepayError
+from stablepay.governance import change_control, change_selectors
+from stablepay.ledger import reconcile
 from stablepay.models import ActionState, Chain, OpsAction, Resolution
 from stablepay.ops import screening_selectors, selectors, services
 from stablepay.ops.forms import (

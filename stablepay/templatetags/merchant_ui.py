@@ -9,10 +9,10 @@ from django import template
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 
-from stablepay import webhook_target
 from stablepay.merchant.labels import EXCEPTION_LABELS, PERIOD_LABELS, STATUS_LABELS, TRANSFER_STATE_LABELS
 from stablepay.models import PaymentRequest, Transfer, WebhookDelivery
 from stablepay.money import EXACT, base_units_to_decimal
+from stablepay.webhooks import target as webhook_target
 
 register = template.Library()
 
@@ -116,7 +116,7 @@ def delivery_badge(delivery: WebhookDelivery) -> str:
 @register.filter
 def delivery_reason(delivery: WebhookDelivery) -> str:
     """The last attempt's short reason (status code aside): only reasons stablepay wrote, never a receiver's
-    answer (one an older version stored shows as "delivery failed"). See stablepay/webhook_target.py."""
+    answer (one an older version stored shows as "delivery failed"). See stablepay/webhooks/target.py."""
     return webhook_target.shown_reason(delivery.last_error)
 
 

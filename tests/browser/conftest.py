@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from stablepay import watcher
+from stablepay.ingest import watcher
 from tests.support.chromium import ARGS, CHROMIUM
 from tests.support.services import Anvil
 

@@ -18,7 +18,7 @@ from django.utils import timezone
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect
 
-from stablepay import watcher
+from stablepay.ingest import watcher
 from stablepay.models import Merchant, PaymentRequest
 from tests.browser.a11y import AXE, assert_accessible, run_axe, shoot_both
 from tests.conftest import LocalChain, create_request

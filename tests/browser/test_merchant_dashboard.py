@@ -21,7 +21,7 @@ from playwright.sync_api import Page, expect
 from stablepay.merchant import selectors
 from stablepay.models import Merchant, PaymentRequest, Transfer, WebhookDelivery
 from tests.conftest import LocalChain, create_request
-from tests.support.ledger import ledger_unguarded
+from tests.support.ledger_triggers import ledger_unguarded
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -88,7 +88,7 @@ def shop_history(local_chain: LocalChain) -> Merchant:
         delivered_at=None,
         next_attempt_at=now + timedelta(minutes=1),
         last_status_code=503,
-        last_error="HTTP 503 Service Unavailable",  # as stablepay.webhook_target writes it
+        last_error="HTTP 503 Service Unavailable",  # as stablepay.webhooks.target writes it
     )
     user = get_user_model().objects.create_user("merchant", password=PASSWORD)
     merchant.members.add(user)

@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from shop.models import Order, Storefront
 from shop.services import cart_add, order_place
-from stablepay import services
+from stablepay.ledger import services
 from stablepay.models import ActionState, OpsAction, PaymentRequest
 from tests.browser.conftest import ARTIFACTS
 from tests.conftest import LocalChain

@@ -15,7 +15,7 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from shop.models import Order
-from stablepay import watcher
+from stablepay.ingest import watcher
 from stablepay.models import Merchant, PaymentRequest
 from stablepay.money import base_units_to_decimal, format_token
 from tests.browser.a11y import shoot_both

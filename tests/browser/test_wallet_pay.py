@@ -24,7 +24,7 @@ from playwright.sync_api import Browser, Page, ViewportSize, expect
 from web3 import Web3
 
 from shop.models import Order
-from stablepay.chain import devchain
+from stablepay.dev import chain as devchain
 from stablepay.models import Chain, Merchant, PaymentRequest
 from tests.browser.a11y import assert_accessible
 from tests.browser.conftest import ARTIFACTS, CspWatch

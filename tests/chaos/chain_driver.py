@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from stablepay.chain import devchain
+from stablepay.dev import chain as devchain
 from tests.support.services import Anvil
 
 

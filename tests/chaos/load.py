@@ -36,7 +36,7 @@ from typing import Any
 import requests
 from web3 import Web3
 
-from stablepay.chain import devchain
+from stablepay.dev import chain as devchain
 from tests.support.stack import API_KEY, CHAIN_ID, Stack, StackConfig
 
 CONFIRMATIONS = 2

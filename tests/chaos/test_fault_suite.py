@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 
-from stablepay.chain import devchain
+from stablepay.dev import chain as devchain
 from tests.chaos.chain_driver import ChainDriver, Sent
 from tests.support.services import REPO_ROOT
 from tests.support.stack import CHAIN_ID, Stack, StackConfig
@@ -253,7 +253,7 @@ def test_payments_survive_every_fault(tmp_path: Path, capsys: pytest.CaptureFixt
     report: dict[str, Any] = {"seed": SEED, "payments_planned": PAYMENTS}
     with Stack(config, tmp_path / "stack") as stack:
         assert stack.anvil is not None
-        # The screening list the ops keep in the admin (stablepay/screening.py's default ListBackend).
+        # The screening list the ops keep in the admin (stablepay/compliance/screening.py's default ListBackend).
         stack.sql(
             "INSERT INTO stablepay_screeninglistentry (address, kind, reason, created_at)"
             " VALUES (%s, 'deny', 'fault suite: denylisted payer', now()) RETURNING id",

@@ -13,7 +13,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.test import Client
 from django.utils import timezone
 
-from stablepay import services
+from stablepay.ledger import services
 from stablepay.models import Merchant, PaymentRequest, Status
 from tests.conftest import LocalChain, create_request
 from tests.support.auth import login_as

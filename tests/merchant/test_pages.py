@@ -17,10 +17,10 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from stablepay import webhooks
 from stablepay.api.authentication import hash_api_key
 from stablepay.merchant import selectors
 from stablepay.models import ChangeProposal, ChangeState, Merchant, PaymentRequest, Transfer, WebhookDelivery
+from stablepay.webhooks import delivery as webhooks
 from tests.conftest import LocalChain, create_request
 from tests.merchant.conftest import Ledger, login, make_user
 

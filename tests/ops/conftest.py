@@ -19,8 +19,8 @@ from django.utils import timezone
 
 from shop.models import Order, Storefront
 from shop.services import cart_add, order_place
-from stablepay import services
-from stablepay.chain import devchain
+from stablepay.dev import chain as devchain
+from stablepay.ledger import services
 from stablepay.models import Merchant, PaymentRequest, ScreeningListEntry, ScreeningListKind
 from tests.conftest import LocalChain, create_request
 
@@ -194,9 +194,9 @@ class ScreenedPayments:
     def backend(self, *, down: bool) -> None:
         options = {"SCREENING_FAIL_OPEN_BELOW_HKD": "50.00", "SCREENING_RETRY_SECONDS": 60}
         if down:
-            options |= {"SCREENING_BACKEND": "stablepay.screening.HttpBackend", "SCREENING_HTTP_URL": DOWN}
+            options |= {"SCREENING_BACKEND": "stablepay.compliance.screening.HttpBackend", "SCREENING_HTTP_URL": DOWN}
         else:
-            options |= {"SCREENING_BACKEND": "stablepay.screening.ListBackend", "SCREENING_HTTP_URL": ""}
+            options |= {"SCREENING_BACKEND": "stablepay.compliance.screening.ListBackend", "SCREENING_HTTP_URL": ""}
         self.settings.STABLEPAY = {**self.settings.STABLEPAY, **options}
 
     def paid(self, *, sender: int, amount: str = "10.00", down: bool = False) -> PaymentRequest:

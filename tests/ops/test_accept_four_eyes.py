@@ -24,7 +24,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from shop.models import Order
-from stablepay import services
+from stablepay.ledger import services
 from stablepay.models import ActionState, OpsAction, PaymentRequest
 from stablepay.ops import selectors
 from stablepay.ops.services import (

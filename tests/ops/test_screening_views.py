@@ -20,7 +20,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from stablepay import screening
+from stablepay.compliance import screening
 from stablepay.models import ActionState, OpsAction, PaymentRequest, Transfer
 from stablepay.ops import screening_selectors, views
 from tests.conftest import LocalChain
@@ -135,7 +135,7 @@ def test_the_page_lists_the_payments_screening_did_not_clear_newest_first(scene:
 def test_the_page_shows_the_configuration_and_the_counts(scene: Scene, ops_user: User) -> None:
     page = page_of(client_for(ops_user), SCREENING)  # the backend is down (HttpBackend) since failed_closed
     backend = page[page.index('id="screening-backend"') :].split("</dd>")[0]
-    assert "screening service" in backend and "stablepay.screening.HttpBackend" in backend
+    assert "screening service" in backend and "stablepay.compliance.screening.HttpBackend" in backend
     assert "127.0.0.1:9" in page  # the service's host only, never its credentials, path or query
     assert "ops:pw" not in page and "/v1/addresses" not in page and "k3y" not in page
     assert re.search(r'id="fail-open-limit"><strong>HK\$50\.00</strong>', page)

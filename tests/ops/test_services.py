@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from shop.models import Order
 from stablepay.errors import Conflict, InvalidInput
+from stablepay.ledger.services import fx_rates
 from stablepay.models import ActionState, Event, OpsAction, PaymentRequest
 from stablepay.ops import selectors
 from stablepay.ops.services import (
@@ -24,7 +25,6 @@ from stablepay.ops.services import (
     ops_action_request,
     ops_refund_tx_record,
 )
-from stablepay.services import fx_rates
 from tests.conftest import LocalChain
 from tests.ops.conftest import Exceptions, expect
 
@@ -45,7 +45,7 @@ def test_accept_underpaid_marks_the_shop_order_paid(
     order, pr = shop_order()
     local_chain.pay(pr.pay_to, int(pr.amount_due_base_units) // 2)
     local_chain.settle()
-    from stablepay.services import payment_requests_expire
+    from stablepay.ledger.services import payment_requests_expire
     from tests.ops.conftest import AFTER_EXPIRY
 
     payment_requests_expire(now=timezone.now() + AFTER_EXPIRY)
@@ -254,7 +254,7 @@ def test_reject_keeps_the_exception_open(
 def test_approval_is_refused_when_the_exception_was_closed_meanwhile(
     exceptions: Exceptions, ops_user: User, ops_user2: User, four_eyes_at_5_hkd: None
 ) -> None:
-    from stablepay.services import payment_request_resolve
+    from stablepay.ledger.services import payment_request_resolve
 
     pr = exceptions.overpaid()
     op = ops_action_request(request_id=pr.pk, action="refund", note="twice", user=ops_user, refund_address=PAYER)

@@ -278,8 +278,8 @@ def test_health_page_lists_chains_uncredited_transfers_and_fake_tokens(
 
 
 def test_health_page_shows_the_last_error(local_chain: LocalChain, ops_user: User) -> None:
-    from stablepay import watcher
     from stablepay.chain.reader import ChainError
+    from stablepay.ingest import watcher
 
     local_chain.scan()
     watcher.record_error(local_chain.chain, ChainError("http://127.0.0.1:1: ConnectionError"))

@@ -32,7 +32,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from stablepay import change_control, refdata, webhooks
+from stablepay.governance import change_control
 from stablepay.models import (
     ActionState,
     ChangeProposal,
@@ -45,10 +45,12 @@ from stablepay.models import (
 )
 from stablepay.ops import selectors
 from stablepay.ops.services import NotAllowed, merchant_resolve, ops_action_request
+from stablepay.registry import refdata
+from stablepay.webhooks import delivery as webhooks
 from tests.conftest import MERCHANT_MNEMONIC, LocalChain, account_xpub, create_request, mnemonic_address
 from tests.ops.conftest import CONSOLE, expect, make_user
-from tests.stablepay.webhook_receiver import VerifyingReceiver
 from tests.support.auth import login_as
+from tests.support.webhook_receiver import VerifyingReceiver
 
 ATTACKER_MNEMONIC = "zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo wrong"
 SECRET = "whsec-change-control-0123456789"
@@ -390,7 +392,7 @@ def test_an_accept_is_valued_at_the_requests_own_rates(
     pr = create_request(merchant, amount="4120.00", currency="MOP", order_reference="MOP-SHORT")
     local_chain.pay(pr.pay_to, int(pr.amount_due_base_units) // 2)
     local_chain.settle()
-    from stablepay import services
+    from stablepay.ledger import services
 
     services.payment_requests_expire(now=timezone.now() + timedelta(minutes=16))
     expect(pr, "needs_review", "underpaid")

@@ -8,11 +8,11 @@ from typing import Any
 from django.test import Client
 from rest_framework.test import APIClient
 
-from stablepay import token_health
-from stablepay.addresses import derive_address
-from stablepay.chain import devchain
+from stablepay.chain.addresses import derive_address
 from stablepay.chain.rpc import RpcChainReader
+from stablepay.dev import chain as devchain
 from stablepay.models import Chain, Merchant, PaymentRequest, Token
+from stablepay.registry import token_health
 from tests.conftest import LocalChain
 from tests.ops.conftest import CONSOLE
 from tests.ops.conftest import make_user as make_ops_user

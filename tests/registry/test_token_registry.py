@@ -152,10 +152,10 @@ def test_the_policy_costs_no_query_and_no_rpc_on_the_hot_path(
 ) -> None:
     from decimal import Decimal
 
-    from stablepay import refdata
     from stablepay.errors import Conflict
+    from stablepay.ledger.services import payment_request_create
     from stablepay.models import Chain
-    from stablepay.services import payment_request_create
+    from stablepay.registry import refdata
 
     Chain.objects.filter(chain_id=31337).update(rpc_urls=["http://127.0.0.1:9"])  # no node: quotes must not ask one
     Merchant.objects.filter(slug="acme").update(accepted_licence_statuses=["licensed"])

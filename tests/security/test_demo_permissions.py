@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from shop.management.commands.demo import Command
-from stablepay import change_control
+from stablepay.governance import change_control
 from stablepay.models import Merchant
 
 MONEY = {"stablepay.change_merchant", "stablepay.change_fxrate", "stablepay.approve_change"}

@@ -1,6 +1,6 @@
 """Issue 16 ("Logins"), the password half: the finding was 60 wrong passwords in 25 s at /accounts/login/ and
 20 at /admin/login/, all answered, then the right one signed in. Here each attack is run again and must
-now be refused by django-axes (stablepay/login_lockout.py, settings in shop/settings.py):
+now be refused by django-axes (stablepay/accounts/lockout.py, settings in shop/settings.py):
 
 - a user name is locked after 5 failures, from any address, at both login forms; the right password is
   refused with the lockout page (429, Retry-After) until the cool-off (15 minutes) has passed;

@@ -23,9 +23,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from stablepay.api.serializers import MAX_METADATA_DEPTH, PaymentRequestCreateIn, create_body
+from stablepay.ledger.services import payment_requests_expire
 from stablepay.models import PaymentRequest
 from stablepay.ops.services import ops_action_request
-from stablepay.services import payment_requests_expire
 from tests.conftest import LocalChain
 from tests.ops.conftest import due, make_user
 from tests.support.auth import login_as

@@ -22,9 +22,9 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from stablepay import services
 from stablepay.api.serializers import PaymentRequestCreateIn, create_body
 from stablepay.errors import InvalidInput
+from stablepay.ledger import services
 from stablepay.models import Merchant, PaymentRequest
 from stablepay.text_rules import formula_like, reference_problem, spreadsheet_cell
 from tests.conftest import LocalChain

@@ -1,7 +1,7 @@
 """Issue 16 ("Logins"), the second half: a password alone no longer opens the ops console or the admin.
 
 Staff, ops users and anyone who can change where money goes must pass a second factor
-(stablepay/second_factor.py); merchant users may. Each test signs in with the real password through the
+(stablepay/accounts/second_factor.py); merchant users may. Each test signs in with the real password through the
 login form, then attacks or uses what comes after it: the verify page (TOTP app codes, backup codes),
 the enrolment page, the throttle on wrong codes, the passkey endpoints, and the pages left open.
 """
@@ -22,8 +22,8 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.test import APIClient
 
+from stablepay.accounts.second_factor import must_have_second_factor
 from stablepay.models import Merchant
-from stablepay.second_factor import must_have_second_factor
 from tests.conftest import LocalChain
 from tests.ops.conftest import APPROVE, CONSOLE, PASSWORD, make_user
 from tests.support.auth import code_at, fresh_code, totp_device

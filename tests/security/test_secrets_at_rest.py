@@ -30,9 +30,10 @@ from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 from django.utils import timezone
 
-from stablepay import secret_box, webhooks
+from stablepay import secret_box
 from stablepay.merchant import services as merchant_services
 from stablepay.models import Merchant
+from stablepay.webhooks import delivery as webhooks
 from tests.conftest import LocalChain, create_request, setup_document
 from tests.merchant.conftest import login, make_user
 from tests.support.auth import login_as

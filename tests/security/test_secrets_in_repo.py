@@ -23,7 +23,7 @@ import pytest
 from cryptography.fernet import Fernet
 from eth_account import Account
 
-from stablepay.chain.devchain import DEV_MNEMONIC
+from stablepay.dev.chain import DEV_MNEMONIC
 
 REPO = Path(__file__).resolve().parents[2]
 WORDLIST = Path(eth_account.__file__).parent / "hdaccount" / "wordlist" / "english.txt"  # BIP-39's list
@@ -33,7 +33,7 @@ THIS_FILE = str(Path(__file__).resolve().relative_to(REPO))  # holds the allowli
 # Each entry: the value, the files it may appear in, and why it is safe.
 ALLOWED_MNEMONICS: dict[str, tuple[set[str], str]] = {
     DEV_MNEMONIC: (
-        {"stablepay/chain/devchain.py"},
+        {"stablepay/dev/chain.py"},
         "anvil's (and hardhat's) built-in dev mnemonic, printed by anvil at every start and in Foundry's docs; "
         "its accounts hold value only on throwaway local chains (the demo and the tests).",
     ),
@@ -251,7 +251,7 @@ def test_the_scanner_finds_a_fresh_mnemonic_and_an_allowed_one_out_of_place() ->
     Account.enable_unaudited_hdwallet_features()
     _, fresh = Account.create_with_mnemonic()
     assert [f.kind for f in scan_text("planted.py", f'SEED = "{fresh}"')] == ["BIP-39 mnemonic"]
-    assert scan_text("stablepay/chain/devchain.py", f'DEV = "{DEV_MNEMONIC}"') == []
+    assert scan_text("stablepay/dev/chain.py", f'DEV = "{DEV_MNEMONIC}"') == []
     assert [f.kind for f in scan_text("shop/settings.py", f'DEV = "{DEV_MNEMONIC}"')] == ["BIP-39 mnemonic"]
     anvil_key = sorted(ALLOWED_HEX_KEYS)[0]
     assert scan_text("tests/x.py", f"private_key = '0x{anvil_key}'") == []

@@ -26,11 +26,11 @@ from django.test import Client
 from django.urls import reverse
 from websockets.sync.server import ServerConnection, serve
 
-from stablepay import health, watcher
 from stablepay.api.serializers import payment_request_data
 from stablepay.chain.heads import HeadFollower
 from stablepay.chain.reader import ChainError
 from stablepay.chain.rpc import RpcChainReader
+from stablepay.ingest import health, watcher
 from stablepay.models import Chain, Cursor, Merchant
 from stablepay.redact import REDACTED, redact_text, redact_url, scrub
 from tests.conftest import LocalChain, create_request

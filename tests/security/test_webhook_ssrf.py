@@ -44,12 +44,14 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 from django.test import Client, RequestFactory
 
-from stablepay import setup_file, webhook_target, webhooks
 from stablepay.admin import MerchantAdminForm
 from stablepay.errors import InvalidInput
+from stablepay.governance import setup_file
 from stablepay.merchant.forms import WebhookForm
 from stablepay.merchant.services import merchant_webhook_update
 from stablepay.models import Merchant, WebhookDelivery
+from stablepay.webhooks import delivery as webhooks
+from stablepay.webhooks import target as webhook_target
 from tests.conftest import LocalChain, create_request, setup_document, subprocess_database_url
 from tests.merchant.conftest import login, make_user
 from tests.support.auth import login_as

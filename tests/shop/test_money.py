@@ -9,8 +9,8 @@ from django.template import Context, Template
 from django.utils import translation
 
 from shop.templatetags.shop_money import money
+from stablepay.checkout.state import page_state
 from stablepay.money import format_fiat, format_token
-from stablepay.pay_state import page_state
 
 
 @pytest.mark.parametrize(

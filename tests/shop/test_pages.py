@@ -8,9 +8,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from shop.models import Order, Product, Storefront
-from stablepay import reconcile
+from stablepay.ledger import reconcile
+from stablepay.ledger.signals import payment_request_status_changed
 from stablepay.models import Event, PaymentRequest, Status, Token
-from stablepay.signals import payment_request_status_changed
 
 pytestmark = pytest.mark.django_db
 

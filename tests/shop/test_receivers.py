@@ -10,9 +10,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from shop.models import Order, Product, Storefront
+from stablepay.ledger.services import payment_request_cancel
+from stablepay.ledger.signals import StatusChange, payment_request_status_changed, payment_requests_status_changed
 from stablepay.models import PaymentRequest, Status, Token
-from stablepay.services import payment_request_cancel
-from stablepay.signals import StatusChange, payment_request_status_changed, payment_requests_status_changed
 
 pytestmark = pytest.mark.django_db
 

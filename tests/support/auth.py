@@ -1,7 +1,7 @@
 """Signing in past the second factor (issue 16), for tests whose subject is what comes after it.
 
 Staff, ops users and anyone who can change where money goes must pass a second factor
-(stablepay/second_factor.py); a session signed in with a password alone is sent to verify or enrol.
+(stablepay/accounts/second_factor.py); a session signed in with a password alone is sent to verify or enrol.
 - `login_verified(client, user)`: Django's test client, signed in and verified exactly as the verify page
   leaves a session: the user has a confirmed TOTP device (one is made if none), and the session holds
   `django_otp.DEVICE_ID_SESSION_KEY` = that device's persistent id (what `django_otp.login` writes).
@@ -75,7 +75,7 @@ def pass_second_factor_if_required(page: Any, username: str) -> None:
     """In a browser, right after submitting the password form: pass the second factor if this user must."""
     from django.contrib.auth import get_user_model
 
-    from stablepay.second_factor import must_have_second_factor
+    from stablepay.accounts.second_factor import must_have_second_factor
 
     user = get_user_model().objects.get(username=username)
     if must_have_second_factor(user):
@@ -85,7 +85,7 @@ def pass_second_factor_if_required(page: Any, username: str) -> None:
 def login_as(client: Client, user: Any) -> None:
     """Sign the client in as `user` the way that user really ends up: past the second factor when they must
     have one (login_verified), with the password step alone otherwise (force_login)."""
-    from stablepay.second_factor import must_have_second_factor
+    from stablepay.accounts.second_factor import must_have_second_factor
 
     if must_have_second_factor(user):
         login_verified(client, user)

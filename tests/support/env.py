@@ -12,7 +12,7 @@ os.environ["DATABASE_URL"] = postgres_url()
 os.environ["REDIS_URL"] = redis_url()
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API next to live_server
 os.environ.setdefault("STABLEPAY_BASE_URL", "http://testserver")
-# Tests write tokens and FX rates and roll them back: read them fresh (tests/stablepay/test_refdata.py
+# Tests write tokens and FX rates and roll them back: read them fresh (tests/registry/test_refdata.py
 # covers the cache itself).
 os.environ.setdefault("STABLEPAY_REFERENCE_CACHE_SECONDS", "0")
 # Creation rate limits (issue 6) high enough that no ordinary test trips them; the rate-limit tests

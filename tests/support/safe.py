@@ -22,7 +22,7 @@ from web3.contract import Contract
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
-from stablepay.chain.devchain import TransactionFailed, dev_account
+from stablepay.dev.chain import TransactionFailed, dev_account
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "node_modules/@safe-global/safe-contracts/build/artifacts/contracts"
 ZERO = "0x" + "00" * 20

@@ -34,7 +34,7 @@ import psycopg
 import redis
 import requests
 
-from stablepay.chain import devchain
+from stablepay.dev import chain as devchain
 from tests.conftest import MERCHANT_MNEMONIC, account_xpub
 from tests.support.rpc_proxy import FaultProxy
 from tests.support.services import (

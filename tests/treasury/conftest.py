@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from web3 import Web3
 
-from stablepay.chain import devchain
+from stablepay.dev import chain as devchain
 from tests.support.services import Anvil
 
 PAYER = 1  # dev account paying the deposit addresses

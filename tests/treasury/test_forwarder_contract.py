@@ -20,8 +20,9 @@ from web3.contract import Contract
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
-from stablepay.chain import devchain, forwarder
+from stablepay.chain import forwarder
 from stablepay.chain.reader import TRANSFER_TOPIC
+from stablepay.dev import chain as devchain
 from tests.support import real_coins
 from tests.support.safe import SafeWallet
 from tests.treasury.conftest import PAYER

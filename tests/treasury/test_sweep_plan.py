@@ -12,7 +12,8 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
-from stablepay.chain import devchain, forwarder
+from stablepay.chain import forwarder
+from stablepay.dev import chain as devchain
 from stablepay.treasury import sweep
 from tests.support import real_coins
 from tests.support.safe import SafeWallet

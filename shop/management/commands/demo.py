@@ -29,10 +29,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from web3 import Web3
 from web3.types import RPCEndpoint
 
-from stablepay.chain import devchain
-from stablepay.demo_second_factor import DEMO_TOTP_KEY_BASE32, give_demo_device
+from stablepay.accounts.second_factor import must_have_second_factor
+from stablepay.dev import chain as devchain
+from stablepay.dev.second_factor import DEMO_TOTP_KEY_BASE32, give_demo_device
 from stablepay.models import Merchant
-from stablepay.second_factor import must_have_second_factor
 
 ANVIL = Path(settings.BASE_DIR) / "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
 DEMO_DIR = Path(settings.BASE_DIR) / ".demo"
@@ -212,7 +212,7 @@ class Command(BaseCommand):
         for name in ("ops", "ops2"):  # two ops users, so four-eyes approval can be tried
             ops = users.objects.create_user(name, password=f"{name}-demo", is_staff=True)
             ops.user_permissions.add(*ops_needs, *viewing)
-        # Where money goes takes two people (stablepay/change_control.py): "admin" proposes changes to a
+        # Where money goes takes two people (stablepay/governance/change_control.py): "admin" proposes changes to a
         # merchant's xpub, tolerance and limits and to FX rates in the admin; "treasurer" approves or rejects
         # them on the ops console's changes page, and can change nothing itself.
         admin = users.objects.create_user("admin", password="admin-demo", is_staff=True)
@@ -228,8 +228,8 @@ class Command(BaseCommand):
 
     def _seed_second_factors(self) -> None:
         """Every demo user who must have a second factor (staff, ops, anyone who can change where money goes;
-        stablepay/second_factor.py) gets the demo authenticator: a TOTP device with the published demo key
-        (stablepay/demo_second_factor.py), whose current code `stablepay_demo_code USER` prints."""
+        stablepay/accounts/second_factor.py) gets the demo authenticator: a TOTP device with the published demo key
+        (stablepay/dev/second_factor.py), whose current code `stablepay_demo_code USER` prints."""
         for user in get_user_model().objects.filter(is_active=True):
             if must_have_second_factor(user):
                 give_demo_device(user)

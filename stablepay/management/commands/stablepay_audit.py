@@ -12,9 +12,9 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from stablepay.audit import audit_chain
 from stablepay.chain.reader import ChainError
 from stablepay.chain.rpc import RpcChainReader
+from stablepay.ingest.chain_audit import audit_chain
 from stablepay.models import Chain
 
 

@@ -1,6 +1,6 @@
 """`manage.py stablepay_demo_code USER`: the current code of a demo user's demo authenticator (demo only).
 
-`make demo` gives its staff and ops users a TOTP device with a published key (stablepay/demo_second_factor.py).
+`make demo` gives its staff and ops users a TOTP device with a published key (stablepay/dev/second_factor.py).
 This prints the six digits an authenticator app with that key would show now, so the demo can be tried
 without a phone. It refuses unless STABLEPAY_DEMO is on, and for any device that does not hold the demo key.
 """
@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from stablepay.demo_second_factor import current_code, demo_device
+from stablepay.dev.second_factor import current_code, demo_device
 
 
 class Command(BaseCommand):

@@ -6,7 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from stablepay import devtools, selectors
+from stablepay.dev import tools as devtools
+from stablepay.ledger import selectors
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 """`manage.py stablepay_export_ledger --from YYYY-MM-DD --to YYYY-MM-DD [--output FILE]`: archive a range.
 
-Writes the gzip JSON Lines archive of stablepay/ledger_archive.py (default file:
+Writes the gzip JSON Lines archive of stablepay/ledger/archive.py (default file:
 stablepay-ledger-<from>-<to>.jsonl.gz) and prints its line count and SHA-256 as JSON.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from stablepay import ledger_archive
+from stablepay.ledger import archive as ledger_archive
 
 
 def _date(value: str) -> date:

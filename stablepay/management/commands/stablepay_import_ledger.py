@@ -1,6 +1,6 @@
 """`manage.py stablepay_import_ledger FILE [--verify-only]`: verify an archive and re-import it.
 
-Checks the archive's SHA-256 trailer and counts (stablepay/ledger_archive.py), then writes what this
+Checks the archive's SHA-256 trailer and counts (stablepay/ledger/archive.py), then writes what this
 database lacks in one transaction; rows already there must be identical (a conflict names the row and
 writes nothing). Prints the result as JSON; exits with an error on a damaged or tampered archive.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from stablepay import ledger_archive
+from stablepay.ledger import archive as ledger_archive
 
 
 class Command(BaseCommand):

@@ -1,7 +1,7 @@
 """`manage.py stablepay_purge_ledger [--dry-run]`: delete ledger rows past the retention period.
 
 Deletes the transfers, timeline events and ops actions older than STABLEPAY["LEDGER_RETENTION_YEARS"]
-(stablepay/retention.py) and prints the counts as JSON; `--dry-run` only counts them. Nothing younger
+(stablepay/ledger/retention.py) and prints the counts as JSON; `--dry-run` only counts them. Nothing younger
 can be deleted: the database triggers refuse it.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from stablepay import retention
+from stablepay.ledger import retention
 
 
 class Command(BaseCommand):

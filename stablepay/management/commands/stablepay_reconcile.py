@@ -14,8 +14,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from stablepay.bulk_reconcile import payment_requests_reconcile_all
-from stablepay.ledger_report import ledger_report
+from stablepay.ledger.bulk_reconcile import payment_requests_reconcile_all
+from stablepay.ledger.report import ledger_report
 from stablepay.models import Chain
 
 

@@ -9,8 +9,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from stablepay import watcher
-from stablepay.watch_loop import WatchLoop
+from stablepay.ingest import watcher
+from stablepay.ingest.watch_loop import WatchLoop
 
 
 class Command(BaseCommand):

@@ -1,5 +1,5 @@
 """`manage.py stablepay_screening_list (--deny | --allow) FILE --reason TEXT`: load a file of addresses
-onto the screening list (stablepay/screening_list.py), all or nothing; prints the counts as JSON."""
+onto the screening list (stablepay/compliance/screening_list.py), all or nothing; prints the counts as JSON."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from stablepay.screening_list import ListFileError, import_addresses, parse_addresses
+from stablepay.compliance.screening_list import ListFileError, import_addresses, parse_addresses
 
 
 class Command(BaseCommand):

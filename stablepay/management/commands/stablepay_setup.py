@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from stablepay import setup_file
+from stablepay.governance import setup_file
 
 
 class Command(BaseCommand):

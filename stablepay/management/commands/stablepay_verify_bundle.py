@@ -19,9 +19,9 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from stablepay import audit_bundle
 from stablepay.chain.reader import ChainError
 from stablepay.chain.rpc import RpcChainReader
+from stablepay.compliance import audit_bundle
 from stablepay.models import Chain
 
 

@@ -32,7 +32,7 @@ class ProbeConfig(AppConfig):
     label = "chaos_probe"
 
     def ready(self) -> None:
-        from stablepay.signals import payment_request_status_changed, payment_requests_status_changed
+        from stablepay.ledger.signals import payment_request_status_changed, payment_requests_status_changed
 
         payment_request_status_changed.connect(one_changed, dispatch_uid="chaos.probe.one")
         payment_requests_status_changed.connect(batch_changed, dispatch_uid="chaos.probe.batch")

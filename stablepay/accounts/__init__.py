@@ -1,0 +1,1 @@
+"""Staff logins: lockout after failed attempts and second factors (TOTP, passkeys)."""

@@ -1,0 +1,1 @@
+"""The shopper's payment page: its states, the QR, the browser wallet configuration."""

@@ -1,0 +1,1 @@
+"""Payer screening, audit bundles and the checks on the secrets they depend on."""

@@ -1,3 +1,0 @@
-"""A module that fails as it is imported, named as a screening backend by tests/screening/test_checks.py."""
-
-raise RuntimeError("this module cannot be imported")
