@@ -47,6 +47,7 @@ lint: deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy stablepay shop
+	$(VENV)/bin/lint-imports --config .importlinter --no-cache
 	$(PY) manage.py makemigrations --check --dry-run
 
 contracts: $(ANVIL)

@@ -183,7 +183,7 @@ def run_mode(mode: str, n_bodies: int) -> dict[str, Any]:
         from web3 import Web3
         from web3._utils.method_formatters import log_entry_formatter
 
-        abi = json.loads((REPO_ROOT / "contracts/build/TestStablecoin.json").read_text())["abi"]
+        abi = json.loads((REPO_ROOT / "stablepay/dev/contracts/TestStablecoin.json").read_text())["abi"]
         w3 = Web3()
         event = w3.eth.contract(abi=abi).events.Transfer()
         loads = json.loads

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Rebuild the compiled contracts ({"abi": [...], "bytecode": "0x..."}) with the solcjs pinned in package.json
 # (run `npm ci` first). The output is committed so tests and the app need no compiler.
-#  - TestStablecoin, TestProxy, TetherLikeToken: dev/test tokens, in contracts/build/.
+#  - TestStablecoin, TestProxy: the dev tokens stablepay.dev deploys (the demo, the tests, a host trying
+#    stablepay on a local chain), in stablepay/dev/contracts/: inside the package, so an installed app has them.
+#  - TetherLikeToken: a test-only token (tests/support/real_coins.py), in contracts/build/.
 #  - ForwarderFactory, Forwarder: the deposit-address factory (issue 18), in stablepay/chain/contracts/ (the
 #    app reads them at run time). Built without the metadata hash (appendCBOR false), so their bytecode, and
 #    with it the factory's CREATE2 address on every chain and every deposit address, depends on the code
@@ -50,8 +52,10 @@ for (const pair of process.env.CONTRACTS.split(" ")) {
 '
 }
 
-build "TestStablecoin.sol TestProxy.sol TetherLikeToken.sol" \
-  "TestStablecoin.sol:TestStablecoin TestProxy.sol:TestProxy TetherLikeToken.sol:TetherLikeToken" true build
+mkdir -p "$ROOT/stablepay/dev/contracts"
+build "TestStablecoin.sol TestProxy.sol" "TestStablecoin.sol:TestStablecoin TestProxy.sol:TestProxy" true \
+  ../stablepay/dev/contracts
+build "TetherLikeToken.sol" "TetherLikeToken.sol:TetherLikeToken" true build
 # The app needs these at run time (deposit addresses, the factory's deployment): inside the package.
 mkdir -p "$ROOT/stablepay/chain/contracts"
 build "ForwarderFactory.sol" "ForwarderFactory.sol:ForwarderFactory ForwarderFactory.sol:Forwarder" false \

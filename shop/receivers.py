@@ -12,7 +12,7 @@ from typing import Any
 from django.dispatch import receiver
 
 from shop.services import order_apply_payment_status, orders_apply_payment_statuses
-from stablepay.ledger.signals import StatusChange, payment_request_status_changed, payment_requests_status_changed
+from stablepay.interface import StatusChange, payment_request_status_changed, payment_requests_status_changed
 
 
 @receiver(payment_request_status_changed, dispatch_uid="shop.order_follows_payment_request")

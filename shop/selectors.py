@@ -18,8 +18,8 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from shop.models import Order, Product, Storefront
-from stablepay.models import Chain, Merchant, PaymentRequest, Token
-from stablepay.registry import token_policy
+from stablepay.interface import Chain, CheckoutOption, Merchant, PaymentRequest
+from stablepay.interface import checkout_options as merchant_checkout_options
 
 CART_SESSION_KEY = "shop.carts"
 
@@ -52,18 +52,7 @@ class Cart:
         return not self.lines
 
 
-@dataclass(frozen=True)
-class TokenOption:
-    """One way to pay: a registered token on a registered network."""
-
-    chain_id: int
-    chain_name: str
-    symbol: str
-    currency: str
-
-    @property
-    def value(self) -> str:
-        return f"{self.chain_id}:{self.symbol}"
+TokenOption = CheckoutOption  # one way to pay: a registered token on a registered network
 
 
 @dataclass(frozen=True)
@@ -124,13 +113,7 @@ def checkout_options(*, storefront: Storefront) -> list[TokenOption]:
     the store cannot take payments."""
     if not storefront.enabled:
         return []
-    merchant = Merchant.objects.filter(slug=storefront.merchant_slug).first()
-    tokens = Token.objects.filter(active=True).select_related("chain").order_by("chain__chain_id", "symbol")
-    return [
-        TokenOption(chain_id=t.chain.chain_id, chain_name=t.chain.name, symbol=t.symbol, currency=t.currency)
-        for t in tokens
-        if merchant is None or token_policy.refusal(merchant, t) is None
-    ]
+    return merchant_checkout_options(merchant=Merchant.objects.filter(slug=storefront.merchant_slug).first())
 
 
 def checkout_payment_window_minutes(*, storefront: Storefront) -> int | None:

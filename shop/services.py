@@ -28,8 +28,7 @@ from django.utils.translation import gettext_lazy
 
 from shop.models import Order, OrderLine, Product, Storefront
 from shop.selectors import CART_SESSION_KEY, cart_quantities, cart_summary
-from stablepay.ledger.services import payment_request_create
-from stablepay.models import Merchant, PaymentRequest
+from stablepay.interface import Merchant, PaymentRequest, payment_request_create
 
 logger = logging.getLogger(__name__)
 

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import environ
 
-from stablepay.accounts.login_settings import webauthn_relying_party
-from stablepay.ratelimit import parse_rate, parse_trusted_proxies
+from shop.login_settings import webauthn_relying_party
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -149,7 +148,6 @@ AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
 AXES_HANDLER = "stablepay.accounts.lockout.LoginLockoutHandler"
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own, not combined
 AXES_FAILURE_LIMIT = env.int("STABLEPAY_LOGIN_FAILURES_PER_USER", default=5)
-STABLEPAY_LOGIN_FAILURES_PER_IP = env.int("STABLEPAY_LOGIN_FAILURES_PER_IP", default=50)
 AXES_COOLOFF_TIME = timedelta(minutes=env.float("STABLEPAY_LOGIN_COOLOFF_MINUTES", default=15.0))
 AXES_RESET_ON_SUCCESS = True
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True
@@ -162,10 +160,6 @@ AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "password"]
 # for staff, ops users and anyone who can change where money goes; optional for merchant users. Who must,
 # and which pages wait for it: stablepay/accounts/second_factor.py. Pages: /accounts/two-factor/ (verify) and
 # /accounts/two-factor/setup/ (enrol).
-# The pages that need no login, open to a session that has not passed its second factor yet (every other
-# page, /ops/, /merchant/, /admin/ and the account pages included, sends such a session to verify or enrol;
-# the sign-in, sign-out, second-factor and passkey pages, static files and /i18n/ are always open).
-STABLEPAY_SECOND_FACTOR_OPEN_PATHS = ["/store/", "/orders/", "/pay/", "/api/", "/healthz"]
 OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="stablepay")
 # Wrong codes: each device waits 1, 2, 4, 8 ... seconds after each successive failure before it checks another
 # code (django-otp's throttling, on for both code kinds); a right code resets it.
@@ -190,7 +184,7 @@ OTP_WEBAUTHN_RP_ID, OTP_WEBAUTHN_ALLOWED_ORIGINS = webauthn_relying_party(
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("zh-hant", "繁體中文")]
-LOCALE_PATHS = [BASE_DIR / "shop" / "locale"]  # one catalogue for the store and stablepay's templates
+LOCALE_PATHS = [BASE_DIR / "shop" / "locale"]  # the store's own; stablepay brings its own (stablepay/locale)
 TIME_ZONE = "Asia/Hong_Kong"
 USE_I18N = True
 USE_TZ = True
@@ -258,24 +252,6 @@ CONTENT_SECURITY_POLICY = {
     },
 }
 
-REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["stablepay.api.authentication.MerchantApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["stablepay.api.permissions.IsMerchant"],
-    "DEFAULT_PARSER_CLASSES": ["stablepay.api.parsers.StrictJSONParser"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
-    "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "stablepay.api.errors.exception_handler",
-    "UNAUTHENTICATED_USER": None,
-}
-SPECTACULAR_SETTINGS = {
-    "TITLE": "stablepay API",
-    "DESCRIPTION": "Stablecoin payment requests for Hong Kong and Macau merchants.",
-    "VERSION": "1.0.0",
-    "SERVE_INCLUDE_SCHEMA": False,
-}
-
 # Celery (only used when REDIS_URL is set).
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
@@ -283,58 +259,19 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
-CELERY_BEAT_SCHEDULE = {
-    "stablepay-scan-all-chains": {
-        "task": "stablepay.tasks.scan_all_chains_task",
-        "schedule": timedelta(seconds=env.float("STABLEPAY_SCAN_INTERVAL", default=1.0)),
-    },
-}
+# Beat: stablepay's tick (every STABLEPAY_SCAN_INTERVAL seconds) is added by shop/celery.py from stablepay's
+# schedule; entries this host schedules itself would go in CELERY_BEAT_SCHEDULE.
 
-# stablepay
+# stablepay: every setting, its default and its environment variable are in stablepay/conf.py; a deployment
+# sets the STABLEPAY_* environment variables README lists. This host overrides only these:
 STABLEPAY = {
-    # Demo mode: a "simulate wallet payment" button that pays from a well-known anvil dev account.
-    "DEMO_MODE": env.bool("STABLEPAY_DEMO", default=False),
-    "SCAN_INTERVAL_SECONDS": env.float("STABLEPAY_SCAN_INTERVAL", default=1.0),
-    "RPC_TIMEOUT_SECONDS": env.float("STABLEPAY_RPC_TIMEOUT", default=10.0),
-    # Four-eyes: a refund of more than this (HKD-equivalent) needs a second ops user's approval.
-    "FOUR_EYES_REFUND_ABOVE_HKD": env.str("STABLEPAY_FOUR_EYES_ABOVE_HKD", default="1000.00"),
-    # Four-eyes: accepting an underpaid or wrong-token payment short by this much (HKD) or more needs a second
-    # ops user (stablepay.E121 checks it).
-    "ACCEPT_FOUR_EYES_ABOVE_HKD": env.str("STABLEPAY_ACCEPT_FOUR_EYES_ABOVE_HKD", default="1000.00"),
-    # Tokens and FX rates are cached per process for this long (0: off); see stablepay/registry/refdata.py.
-    "REFERENCE_CACHE_SECONDS": env.float("STABLEPAY_REFERENCE_CACHE_SECONDS", default=5.0),
-    # Each token's contract checks (paused, blocked deposit addresses, Upgraded events) run at most this
-    # often, from the watcher's housekeeping or the beat tick; quotes read the recorded verdict.
-    "TOKEN_CHECK_SECONDS": env.float("STABLEPAY_TOKEN_CHECK_SECONDS", default=30.0),
-    # Used for checkout_url where no HTTP request is at hand (webhooks, the watcher).
-    "BASE_URL": env.str("STABLEPAY_BASE_URL", default="http://127.0.0.1:8000"),
-    # Fernet keys for webhook secrets at rest, comma-separated, newest first (unset: derived from
-    # SECRET_KEY with HKDF); see stablepay/secret_box.py.
-    "SECRETS_KEYS": env.list("STABLEPAY_SECRETS_KEY", default=[]),
-    # After a webhook secret is rotated, deliveries are also signed with the old one for this long.
-    "WEBHOOK_SECRET_GRACE_HOURS": env.float("STABLEPAY_WEBHOOK_SECRET_GRACE_HOURS", default=24.0),
-    # Public RPC URLs per chain id that the payment page's "Pay with browser wallet" may ask a wallet to add
-    # (wallet_addEthereumChain), as JSON: {"8453": ["https://mainnet.base.org"]}. Unset: only local dev chains
-    # (31337, 1337) offer their own RPC URL; the watcher's node URLs are never published.
-    # See stablepay/checkout/wallet.py.
-    "WALLET_RPC_URLS": env.json("STABLEPAY_WALLET_RPC_URLS", default={}),
-    # The Ed25519 key that signs audit bundles: a PEM private key or the base64 of a raw 32-byte seed.
-    # Unset: derived from SECRET_KEY with HKDF (every host shares SECRET_KEY). See stablepay/compliance/audit_bundle.py.
-    "AUDIT_SIGNING_KEY": env.str("STABLEPAY_AUDIT_SIGNING_KEY", default=""),
-    # Ledger rows (transfers, events, ops actions) are kept this many years; stablepay_purge_ledger deletes
-    # only older ones (IRO s.51C: 7 years; AMLO: 5). See stablepay/ledger/retention.py.
-    "LEDGER_RETENTION_YEARS": env.int("STABLEPAY_LEDGER_RETENTION_YEARS", default=7),
-    # Payer screening (stablepay/compliance/screening.py): the backend class each new transfer's `from` goes to.
-    # ListBackend: the allow/deny list in the admin. HttpBackend: that list, then a JSON service at
-    # SCREENING_HTTP_URL (Bearer SCREENING_HTTP_TOKEN), answering within SCREENING_HTTP_TIMEOUT_SECONDS.
-    "SCREENING_BACKEND": env.str("STABLEPAY_SCREENING_BACKEND", default="stablepay.compliance.screening.ListBackend"),
-    "SCREENING_HTTP_URL": env.str("STABLEPAY_SCREENING_HTTP_URL", default=""),
-    "SCREENING_HTTP_TOKEN": env.str("STABLEPAY_SCREENING_HTTP_TOKEN", default=""),
-    "SCREENING_HTTP_TIMEOUT_SECONDS": env.float("STABLEPAY_SCREENING_HTTP_TIMEOUT", default=3.0),
-    # With the backend down, a payment worth less than this (HKD-equivalent) passes (fail open) and one
-    # worth this or more is held for ops (fail closed); 0 holds every one. Both are retried meanwhile.
-    "SCREENING_FAIL_OPEN_BELOW_HKD": env.str("STABLEPAY_SCREENING_FAIL_OPEN_BELOW_HKD", default="8000.00"),
-    "SCREENING_RETRY_SECONDS": env.float("STABLEPAY_SCREENING_RETRY_SECONDS", default=60.0),
+    # The store's pages that need no login, open to a session that has not passed its second factor yet
+    # (every other page, /ops/, /merchant/, /admin/ and the account pages included, sends such a session to
+    # verify or enrol; the sign-in, sign-out, second-factor and passkey pages, static files and /i18n/ are
+    # always open).
+    "SECOND_FACTOR_OPEN_PATHS": ["/store/", "/orders/", "/pay/", "/api/", "/healthz"],
+    # Rate-limit counters in this host's Redis when it has one (else in the database).
+    "RATE_LIMIT_REDIS_URL": env.str("STABLEPAY_RATE_LIMIT_REDIS_URL", default="") or REDIS_URL,
 }
 
 LOGGING = {
@@ -344,35 +281,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"web3": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
-}
-
-# --- Rate limits on payment-request creation (stablepay/ratelimit.py) ---------------------------------
-# "N/S" = at most N creations per S seconds (a fixed window), or "off". A bad value stops start-up.
-# Per merchant: API creations under one merchant key. Per IP: storefront checkouts from one shopper
-# address. Per API IP: API creations from one caller address, across every merchant key it uses (one
-# merchant server's traffic comes from one address, hence its own, higher limit).
-# STABLEPAY_TRUSTED_PROXIES: how many proxies in front of the app append to X-Forwarded-For (0: the
-# header is ignored and REMOTE_ADDR is the client). Counters live in Redis when REDIS_URL is set, else
-# in the database (atomic across processes); Redis down fails open with a warning.
-# Defaults: 6,000 creations a minute per merchant (100/s, a busy retailer's peak with room to spare);
-# 60 checkouts a minute per shopper address, since many Hong Kong shoppers share one carrier-NAT address.
-STABLEPAY_RATE_LIMITS = {
-    "PER_MERCHANT": parse_rate(
-        env.str("STABLEPAY_RATE_LIMIT_PER_MERCHANT", default="6000/60"), variable="STABLEPAY_RATE_LIMIT_PER_MERCHANT"
-    ),
-    "PER_IP": parse_rate(
-        env.str("STABLEPAY_RATE_LIMIT_PER_IP", default="60/60"), variable="STABLEPAY_RATE_LIMIT_PER_IP"
-    ),
-    "PER_API_IP": parse_rate(
-        env.str("STABLEPAY_RATE_LIMIT_PER_API_IP", default="12000/60"), variable="STABLEPAY_RATE_LIMIT_PER_API_IP"
-    ),
-    "TRUSTED_PROXIES": parse_trusted_proxies(
-        env.str("STABLEPAY_TRUSTED_PROXIES", default="0"), variable="STABLEPAY_TRUSTED_PROXIES"
-    ),
-    "REDIS_URL": env.str("STABLEPAY_RATE_LIMIT_REDIS_URL", default="") or REDIS_URL,
-    "REDIS_TIMEOUT_SECONDS": 0.25,  # a hung Redis costs at most this, then REDIS_RETRY_SECONDS of failing open
-    "REDIS_RETRY_SECONDS": 5.0,
-    "KEY_PREFIX": "stablepay:rl:",
 }
 
 # --- Email (issue 16 part 3: changes to where money goes are emailed to the merchant's users) ---------

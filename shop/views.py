@@ -15,9 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from shop import selectors, services
 from shop.forms import CartLineForm, CheckoutForm
 from shop.models import Order, Storefront
-from stablepay import ratelimit
-from stablepay.errors import StablepayError
-from stablepay.ledger.selectors import payment_timeline
+from stablepay.interface import StablepayError, checkout_throttle, payment_timeline
 
 
 def _storefront(code: str) -> Storefront:
@@ -115,7 +113,7 @@ def checkout(request: HttpRequest, code: str) -> HttpResponse:
     form = CheckoutForm(request.POST if request.method == "POST" else None, options=options)
     if not storefront.enabled:  # the region is switched off: say so, create nothing
         form = CheckoutForm(None, options=[])
-    too_many = ratelimit.checkout_create_hit(client_ip=ratelimit.client_ip(request)) if form.is_valid() else None
+    too_many = checkout_throttle(request) if form.is_valid() else None
     if too_many is not None:
         message = ngettext(
             "Too many checkouts from your network just now. Please wait %(seconds)d second and try again.",

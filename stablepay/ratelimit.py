@@ -32,9 +32,9 @@ in front of the app append to X-Forwarded-For; then the address that many entrie
 the one the outermost trusted proxy saw. Never trusted by default. IPv6 clients are counted per /64,
 the block one subscriber gets.
 
-Settings: `STABLEPAY_RATE_LIMITS` in shop/settings.py (env STABLEPAY_RATE_LIMIT_PER_MERCHANT,
-STABLEPAY_RATE_LIMIT_PER_IP, STABLEPAY_RATE_LIMIT_PER_API_IP: "N/S" or "off"), read on every check
-so tests can override them.
+Settings (stablepay/conf.py): RATE_LIMIT_PER_MERCHANT, RATE_LIMIT_PER_IP, RATE_LIMIT_PER_API_IP ("N/S" or
+"off"; env STABLEPAY_RATE_LIMIT_PER_MERCHANT, ...), TRUSTED_PROXIES, RATE_LIMIT_REDIS_URL and the Redis
+timeouts, read on every check so tests can override them (the old `STABLEPAY_RATE_LIMITS` dict still works).
 """
 
 from __future__ import annotations
@@ -43,34 +43,31 @@ import ipaddress
 import logging
 import math
 import random
-import re
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.http import HttpRequest
 
+from stablepay.conf import Rate, app_settings, parse_rate, parse_trusted_proxies
+
+__all__ = [
+    "Exceeded",
+    "Rate",
+    "api_create_hit",
+    "checkout_create_hit",
+    "client_ip",
+    "parse_rate",
+    "parse_trusted_proxies",
+]
+
 logger = logging.getLogger(__name__)
 
-_RATE = re.compile(r"\s*([0-9]+)\s*/\s*([0-9]+)\s*")
 _PURGE_ONE_IN = 200  # the database backend sweeps ended windows on about one hit in this many
-
-
-@dataclass(frozen=True)
-class Rate:
-    """At most `count` hits per `seconds`."""
-
-    count: int
-    seconds: int
-
-    def __str__(self) -> str:
-        return f"{self.count}/{self.seconds}"
 
 
 @dataclass(frozen=True)
@@ -89,42 +86,15 @@ class _Limit:
     rate: Rate
 
 
-def parse_rate(value: str, *, variable: str) -> Rate | None:
-    """'N/S' (N hits per S seconds, both positive integers) or 'off' (None); anything else raises
-    ImproperlyConfigured naming `variable`, so a bad setting stops the server at start-up."""
-    if value.strip().lower() == "off":
-        return None
-    match = _RATE.fullmatch(value)
-    if match is None or int(match[1]) < 1 or int(match[2]) < 1:
-        raise ImproperlyConfigured(
-            f"{variable}={value!r}: expected 'N/S' (N payment-request creations per S seconds, "
-            f"both positive integers, e.g. '600/60') or 'off'"
-        )
-    return Rate(int(match[1]), int(match[2]))
-
-
-def parse_trusted_proxies(value: str, *, variable: str) -> int:
-    """How many proxies append to X-Forwarded-For in front of the app (0: ignore the header)."""
-    if not value.strip().isdigit():
-        raise ImproperlyConfigured(f"{variable}={value!r}: expected a whole number of trusted proxies (0 or more)")
-    return int(value)
-
-
-def _config() -> Mapping[str, Any]:
-    return getattr(settings, "STABLEPAY_RATE_LIMITS", {})
-
-
 def _rate(name: str) -> Rate | None:
-    value = _config().get(name)
-    if isinstance(value, str):  # tests may override with the env format
-        return parse_rate(value, variable=f"STABLEPAY_RATE_LIMITS[{name!r}]")
-    return value
+    rate: Rate | None = getattr(app_settings, f"RATE_LIMIT_{name}")
+    return rate
 
 
 def client_ip(request: HttpRequest) -> str:
     """The client's address as the rate limits count it (see the module docstring)."""
     address = request.META.get("REMOTE_ADDR", "") or ""
-    trusted = int(_config().get("TRUSTED_PROXIES", 0))
+    trusted = app_settings.TRUSTED_PROXIES
     if trusted > 0:
         hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
         if len(hops) >= trusted:
@@ -154,13 +124,13 @@ def checkout_create_hit(*, client_ip: str) -> Exceeded | None:
 
 
 def _hit(candidates: Sequence[tuple[str, str, Rate | None]]) -> Exceeded | None:
-    prefix = str(_config().get("KEY_PREFIX", "stablepay:rl:"))
+    prefix = app_settings.RATE_LIMIT_KEY_PREFIX
     limits = [
         _Limit(name, f"{prefix}{rate.seconds}:{ident}", rate) for name, ident, rate in candidates if rate is not None
     ]
     if not limits:
         return None
-    url = str(_config().get("REDIS_URL", ""))
+    url = app_settings.RATE_LIMIT_REDIS_URL
     counts = _redis_hit(url, limits) if url else _database_hit(limits)
     if counts is None:
         return None  # Redis is down: fail open (see the module docstring)
@@ -196,7 +166,7 @@ _redis_down_until = 0.0
 def _redis_script(url: str) -> Any:
     with _clients_lock:
         if url not in _clients:
-            timeout = float(_config().get("REDIS_TIMEOUT_SECONDS", 0.25))
+            timeout = app_settings.RATE_LIMIT_REDIS_TIMEOUT_SECONDS
             client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
             _clients[url] = (client, client.register_script(_REDIS_SCRIPT))
         return _clients[url][1]
@@ -209,7 +179,7 @@ def _redis_hit(url: str, limits: Sequence[_Limit]) -> list[tuple[int, int]] | No
     try:
         flat = _redis_script(url)(keys=[x.key for x in limits], args=[x.rate.seconds * 1000 for x in limits])
     except redis.RedisError as exc:
-        retry = float(_config().get("REDIS_RETRY_SECONDS", 5.0))
+        retry = app_settings.RATE_LIMIT_REDIS_RETRY_SECONDS
         _redis_down_until = time.monotonic() + retry
         logger.warning("rate limits skipped (failing open) for %.1f s: Redis unavailable: %s", retry, exc)
         return None
@@ -220,7 +190,7 @@ def _redis_hit(url: str, limits: Sequence[_Limit]) -> list[tuple[int, int]] | No
 
 
 def _database_hit(limits: Sequence[_Limit]) -> list[tuple[int, int]]:
-    from stablepay.models import RateLimitCounter  # not at import time: settings.py imports this module
+    from stablepay.models import RateLimitCounter  # not at import time: the API's throttle imports this module
 
     # Only constants and placeholders go into the SQL text; keys and times are parameters.
     table = connection.ops.quote_name(RateLimitCounter._meta.db_table)

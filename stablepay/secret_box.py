@@ -26,6 +26,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
+from stablepay.conf import app_settings
+
 HKDF_SALT = b"stablepay secrets at rest"
 HKDF_INFO = b"stablepay fernet key v1"
 
@@ -41,10 +43,7 @@ def derive_key(secret_key: str) -> bytes:
 
 
 def configured_keys() -> tuple[str, ...]:
-    keys = settings.STABLEPAY.get("SECRETS_KEYS") or ()
-    if isinstance(keys, str):
-        keys = keys.split(",")
-    return tuple(k.strip() for k in keys if k.strip())
+    return app_settings.SECRETS_KEYS
 
 
 @functools.lru_cache(maxsize=8)

@@ -1,4 +1,11 @@
-"""Celery tasks: thin wrappers that take ids, hold a per-chain Redis lock and call one service."""
+"""Celery tasks: thin wrappers that take ids, hold a per-chain Redis lock and call one service.
+
+The beat tick (`scan_all_chains_task`, scheduled by stablepay.ingest.schedule.beat_schedule) sends one scan
+per chain and then the task of each periodic job (stablepay.ingest.schedule.periodic_jobs): the same list
+the plain watcher runs in process. New webhook deliveries come from the outbox's `webhooks_queued` signal
+(stablepay.ledger.outbox), which `connect_outbox` hooks up from `AppConfig.ready` in Celery mode: nothing
+below this module imports it.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +19,11 @@ import redis
 from celery import shared_task
 from django.conf import settings
 
+from stablepay.chain.factory import reader_for_chain
 from stablepay.chain.reader import ChainError
 from stablepay.compliance import screening
-from stablepay.ingest import watcher
-from stablepay.ledger import services
+from stablepay.ingest import schedule, watcher
+from stablepay.ledger import outbox, services
 from stablepay.models import Chain
 from stablepay.registry import token_health
 from stablepay.webhooks import delivery as webhooks
@@ -85,7 +93,7 @@ def scan_chain_task(chain_pk: int) -> None:
             _redis().delete(again)
             chain = Chain.objects.get(pk=chain_pk)
             try:
-                watcher.scan_chain(chain=chain, reader=watcher.reader_for(chain))
+                watcher.scan_chain(chain=chain, reader=reader_for_chain(chain, shared=True))
             except ChainError as exc:
                 watcher.record_error(chain, exc)
                 return
@@ -95,7 +103,7 @@ def scan_chain_task(chain_pk: int) -> None:
 
 @shared_task(acks_late=True, ignore_result=True)
 def scan_all_chains_task() -> None:
-    """The beat tick: fan out one scan per chain, then the expiry sweep and due webhooks.
+    """The beat tick: fan out one scan per chain, then one task per periodic job (stablepay.ingest.schedule).
 
     A chain whose newHeads follower (`stablepay_scan --dispatch`) announced a head lately is skipped:
     each head already brings a scan, and the poll is only the fallback for when the socket goes quiet.
@@ -103,10 +111,8 @@ def scan_all_chains_task() -> None:
     for chain_pk in Chain.objects.values_list("pk", flat=True):
         if not _redis().exists(_FOLLOWED.format(chain_pk)):
             scan_chain_task.delay(chain_pk)
-    expire_requests_task.delay()
-    deliver_webhooks_task.delay()
-    check_tokens_task.delay()
-    rescreen_payers_task.delay()
+    for job in schedule.periodic_jobs():
+        scan_all_chains_task.app.tasks[job.task].delay()
 
 
 def forward_head(chain: Chain) -> None:
@@ -142,3 +148,18 @@ def deliver_webhooks_task() -> None:
 def deliver_webhook_task(delivery_pk: int) -> None:
     """One delivery, enqueued on commit of the change it reports; retries come from the sweep."""
     webhooks.deliver(delivery_pk)
+
+
+def deliver_queued(sender: object, *, delivery_ids: list[int] | None, **kwargs: object) -> None:
+    """The outbox's receiver in Celery mode: each new delivery goes to a worker as soon as its change
+    commits (after a bulk write, one sweep of what is due), not at the next tick."""
+    if delivery_ids is None:
+        deliver_webhooks_task.delay()
+        return
+    for delivery_pk in delivery_ids:
+        deliver_webhook_task.delay(delivery_pk)
+
+
+def connect_outbox() -> None:
+    """Called from `AppConfig.ready` when Celery runs the background work (REDIS_URL is set)."""
+    outbox.webhooks_queued.connect(deliver_queued, dispatch_uid="stablepay.tasks.deliver_queued")

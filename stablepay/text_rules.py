@@ -13,11 +13,15 @@ or which starts with a tab or CR, gets a leading single quote.
 
 `clean_note` is the rule for the "why" every person's decision carries (ops decisions, changes to where
 money goes): required, at most MAX_NOTE characters.
+
+`parse_iso_date` is the one date format the API and the dashboard's report filters accept: YYYY-MM-DD.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
+from datetime import date
 
 from stablepay.errors import InvalidInput
 
@@ -90,3 +94,13 @@ def clean_note(note: str | None, *, field: str = "note") -> str:
     if len(text) > MAX_NOTE:
         raise InvalidInput(field, f"at most {MAX_NOTE} characters")
     return text
+
+
+ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z", re.ASCII)
+
+
+def parse_iso_date(text: str) -> date:
+    """A YYYY-MM-DD date (ASCII digits, zero-padded); ValueError otherwise."""
+    if not ISO_DATE.match(text):
+        raise ValueError("must be a date as YYYY-MM-DD")
+    return date.fromisoformat(text)

@@ -1,39 +1,48 @@
-"""Real-service fixtures: an anvil chain with deployed stablecoins, the registry set up through
-`stablepay_setup`, merchants with xpubs from known mnemonics, and an authenticated API client."""
+"""The fixtures shared across the test directories, in one place (a directory's conftest.py holds only the
+fixtures its own tests use; helpers are modules in tests/support/, factories in tests/factories.py).
+
+- Real services: an anvil chain with deployed stablecoins, the registry set up through `stablepay_setup`,
+  merchants "acme" and "other" with xpubs from known mnemonics, authenticated API clients
+  (tests/support/local_chain.py); a random ledger's world (tests/support/random_ledgers.py).
+- Ops users (the console's permissions, four-eyes), requests driven into each exception on anvil, and an
+  order placed through the shop's checkout (tests/support/ops.py).
+- The storefront built with the factories: a chain, HKDX, a stablepay merchant, the Hong Kong store and a
+  product, and a shopper's browser.
+- Other copies of stablepay's database: a second PostgreSQL database and a fresh SQLite file, each migrated by
+  a `manage.py` subprocess (tests/support/ledger_copies.py).
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
+import psycopg
 import pytest
-from bip_utils import Bip32Secp256k1, Bip39SeedGenerator
 from django.conf import settings
+from django.contrib.auth.models import User
+from django.contrib.sessions.backends.db import SessionStore
 from django.core.management import call_command
 from django.db import connection
-from django.test import override_settings
+from django.test import Client, override_settings
 from django.utils import translation
-from eth_account import Account
 from rest_framework.test import APIClient
 
+from shop.models import Order, Product, Storefront
+from shop.services import cart_add, order_place
 from stablepay.dev import chain as devchain
-from stablepay.ingest import watcher
-from stablepay.ledger import services
-from stablepay.models import Chain, Merchant, PaymentRequest, Token, Transfer
+from stablepay.models import Chain, Merchant, PaymentRequest, Token
+from tests.factories import ChainFactory, MerchantFactory, ProductFactory, StorefrontFactory, TokenFactory
+from tests.support.ledger_copies import manage
+from tests.support.local_chain import FUNDED, LocalChain, setup_document
+from tests.support.ops import APPROVE, CONSOLE, Exceptions, make_user
 from tests.support.random_ledgers import World, make_world
 from tests.support.services import Anvil
 
-Account.enable_unaudited_hdwallet_features()
-
-MERCHANT_MNEMONIC = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about"
-OTHER_MNEMONIC = "legal winner thank year wave sausage worth useful legal winner thank yellow"
-FUNDED = 10**15  # base units minted to each payer account
+SHOP_HKDX_ADDRESS = "0x5FbDB2315678afecb367f032d93F642f64180aa3"  # the first contract anvil deploys
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -53,140 +62,6 @@ def _default_language() -> Iterator[None]:
     translation.deactivate()
     yield
     translation.deactivate()
-
-
-def account_xpub(mnemonic: str) -> str:
-    seed = Bip39SeedGenerator(mnemonic).Generate()
-    return str(Bip32Secp256k1.FromSeed(seed).DerivePath("m/44'/60'/0'").PublicKey().ToExtended())
-
-
-def mnemonic_address(mnemonic: str, index: int) -> str:
-    return str(Account.from_mnemonic(mnemonic, account_path=f"m/44'/60'/0'/0/{index}").address)
-
-
-def subprocess_database_url() -> str:
-    """pytest-django's test database as a DATABASE_URL, for subprocesses that must see what a test commits."""
-    s = connection.settings_dict
-    auth = quote(s["USER"] or "", safe="")
-    if s.get("PASSWORD"):
-        auth += ":" + quote(s["PASSWORD"], safe="")
-    host = s["HOST"] or "127.0.0.1"
-    port = f":{s['PORT']}" if s.get("PORT") else ""
-    return f"postgresql://{auth}@{host}{port}/{quote(s['NAME'], safe='')}"
-
-
-def create_request(
-    merchant: Merchant,
-    *,
-    amount: str = "10.00",
-    currency: str = "HKD",
-    token: str = "HKDX",
-    order_reference: str = "T-1",
-    **kwargs: Any,
-) -> PaymentRequest:
-    """A payment request through the real service, as a store's checkout makes it."""
-    request, _ = services.payment_request_create(
-        merchant=merchant,
-        order_reference=order_reference,
-        amount=Decimal(amount),
-        currency=currency,
-        chain_id=31337,
-        token_symbol=token,
-        **kwargs,
-    )
-    return request
-
-
-@dataclass
-class LocalChain:
-    """An anvil chain with HKDX and USDC registered, and a same-symbol fake HKDX that is not."""
-
-    anvil: Anvil
-    tokens: dict[str, str] = field(default_factory=dict)
-    fake_hkdx: str = ""
-    api_keys: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def chain(self) -> Chain:
-        return Chain.objects.get(chain_id=31337)
-
-    def token(self, symbol: str) -> Token:
-        return Token.objects.get(chain__chain_id=31337, symbol=symbol)
-
-    def pay(self, to: str, amount: int, *, symbol: str = "HKDX", sender_index: int = 1) -> str:
-        address = self.fake_hkdx if symbol == "FAKE" else self.tokens[symbol]
-        return devchain.transfer(self.anvil.w3, address, to, amount, sender_index=sender_index)
-
-    def scan(self, **kwargs: Any) -> watcher.ScanResult:
-        chain = self.chain
-        return watcher.scan_chain(chain=chain, reader=watcher.reader_for(chain), **kwargs)
-
-    def mine(self, n: int = 1) -> None:
-        self.anvil.mine(n)
-
-    def settle(self, *, blocks: int = 3, now: datetime | None = None, max_passes: int = 8) -> None:
-        """Mine `blocks`, then scan until a pass changes neither the requests nor the transfers."""
-        if blocks:
-            self.mine(blocks)
-        before = ledger_snapshot()
-        for _ in range(max_passes):
-            self.scan(now=now)
-            after = ledger_snapshot()
-            if after == before:
-                return
-            before = after
-        raise AssertionError(f"the ledger did not settle within {max_passes} passes")
-
-
-def ledger_snapshot() -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """What a scan may change about payments: the requests' status and amount paid, and the transfer rows."""
-    requests = list(
-        PaymentRequest.objects.order_by("pk").values_list("pk", "status", "exception", "amount_paid_base_units")
-    )
-    transfers = list(Transfer.objects.order_by("pk").values_list("pk", "tx_hash", "log_index", "block_hash", "state"))
-    return requests, transfers
-
-
-def setup_document(anvil_url: str, tokens: dict[str, str], *, confirmations: int = 3) -> dict[str, Any]:
-    return {
-        "chains": [
-            {
-                "chain_id": 31337,
-                "name": "Local",
-                "rpc_urls": [anvil_url],
-                "confirmations": confirmations,
-                "block_time_seconds": 1,
-                "explorer_tx_url": None,
-            }
-        ],
-        "tokens": [
-            {"chain_id": 31337, "address": tokens["HKDX"], "symbol": "HKDX", "decimals": 6, "currency": "HKD"},
-            {"chain_id": 31337, "address": tokens["USDC"], "symbol": "USDC", "decimals": 6, "currency": "USD"},
-        ],
-        "merchants": [
-            {
-                "slug": "acme",
-                "name": "Acme HK",
-                "xpub": account_xpub(MERCHANT_MNEMONIC),
-                "api_key": "acme-test-key-0123456789abcdef0123456789",
-                "payment_tolerance_percent": "0.5",
-                "expiry_minutes": 15,
-                "webhook_url": None,
-                "webhook_secret": None,
-            },
-            {
-                "slug": "other",
-                "name": "Other Macau",
-                "xpub": account_xpub(OTHER_MNEMONIC),
-                "api_key": "other-test-key-0123456789abcdef012345678",
-                "payment_tolerance_percent": "0",
-                "expiry_minutes": 15,
-                "webhook_url": None,
-                "webhook_secret": None,
-            },
-        ],
-        "fx": {"HKD/MOP": "1.03", "USD/HKD": "7.80"},
-    }
 
 
 @pytest.fixture
@@ -237,3 +112,125 @@ def other_api(local_chain: LocalChain) -> APIClient:
 def world(db: None) -> World:
     """Three chains, five tokens, three merchants; no requests yet (see tests/support/random_ledgers.py)."""
     return make_world()
+
+
+# ops users and exceptions -------------------------------------------------------------------------------
+@pytest.fixture
+def ops_user(db: None) -> User:
+    """Olivia: ops, may approve other people's refunds."""
+    return make_user("olivia", CONSOLE, APPROVE)
+
+
+@pytest.fixture
+def ops_user2(db: None) -> User:
+    """Oscar: a second ops user with approval rights (the second pair of eyes)."""
+    return make_user("oscar", CONSOLE, APPROVE)
+
+
+@pytest.fixture
+def ops_no_approve(db: None) -> User:
+    """Nina: works the queue, may not approve refunds."""
+    return make_user("nina", CONSOLE)
+
+
+@pytest.fixture
+def plain_user(db: None) -> User:
+    return make_user("pat")
+
+
+@pytest.fixture
+def merchant_member(merchant: Merchant) -> User:
+    return make_user("mia", merchant=merchant)
+
+
+@pytest.fixture
+def four_eyes_at_5_hkd(settings: Any) -> None:
+    settings.STABLEPAY = {**settings.STABLEPAY, "FOUR_EYES_REFUND_ABOVE_HKD": "5.00"}
+
+
+@pytest.fixture
+def exceptions(local_chain: LocalChain, merchant: Merchant) -> Exceptions:
+    return Exceptions(local_chain, merchant)
+
+
+@pytest.fixture
+def shop_order(local_chain: LocalChain) -> Callable[..., tuple[Order, PaymentRequest]]:
+    """Place an order through the shop's own checkout services (the signal then follows its payment)."""
+    call_command("shop_seed", merchant="acme", verbosity=0)
+
+    def place(store: str = "hk", quantity: int = 1) -> tuple[Order, PaymentRequest]:
+        storefront = Storefront.objects.get(code=store)
+        session = SessionStore()
+        session.create()
+        product = storefront.products.filter(active=True).order_by("position", "sku").first()
+        assert product is not None
+        cart_add(session=session, storefront=storefront, product_id=product.pk, quantity=quantity)
+        return order_place(session=session, storefront=storefront, chain_id=31337, token_symbol="HKDX")
+
+    return place
+
+
+# the storefront ---------------------------------------------------------------------------------------
+@pytest.fixture
+def shop_chain(db: None) -> Chain:
+    return ChainFactory(chain_id=31337, name="Local", rpc_urls=["http://127.0.0.1:8545"])
+
+
+@pytest.fixture
+def hkdx(shop_chain: Chain) -> Token:
+    return TokenFactory(chain=shop_chain, address=SHOP_HKDX_ADDRESS, symbol="HKDX")
+
+
+@pytest.fixture
+def shop_merchant(db: None) -> Merchant:
+    return MerchantFactory(slug="shop-test", name="Shop test merchant", api_key="shop-test-api-key")
+
+
+@pytest.fixture
+def hk(shop_merchant: Merchant) -> Storefront:
+    return StorefrontFactory(code="hk", merchant_slug=shop_merchant.slug)
+
+
+@pytest.fixture
+def egg_rolls(hk: Storefront) -> Product:
+    return ProductFactory(
+        storefront=hk,
+        sku="T-EGGROLL",
+        name="Butter egg rolls",
+        name_zh="牛油雞蛋卷",
+        price=Decimal("88.00"),
+        image="shop/products/HK-EGGROLL.svg",
+    )
+
+
+@pytest.fixture
+def shopper(db: None) -> Client:
+    """A browser: its session holds the carts and its order history."""
+    return Client()
+
+
+# other copies of stablepay's database ---------------------------------------------------------------------
+@pytest.fixture
+def copy_database() -> Any:
+    """A second, empty PostgreSQL database migrated by a subprocess: another copy of stablepay."""
+    s = connection.settings_dict
+    name = f"{s['NAME']}_copy"
+    admin_url = f"postgresql://{s['USER'] or 'postgres'}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+    migrated = manage(url, "migrate", "-v0")
+    assert migrated.returncode == 0, migrated.stderr
+    yield url
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A fresh SQLite database file migrated by a subprocess (the embedded/demo mode)."""
+    url = f"sqlite:///{tmp_path / 'copy.sqlite3'}"
+    migrated = manage(url, "migrate", "-v0")
+    assert migrated.returncode == 0, migrated.stderr
+    return url

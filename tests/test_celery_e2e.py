@@ -30,7 +30,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from stablepay.models import Event, Merchant, PaymentRequest, Status, Transfer, TransferState
-from tests.conftest import LocalChain, create_request, subprocess_database_url
+from tests.support.local_chain import LocalChain, create_request, subprocess_database_url
 from tests.support.services import REPO_ROOT, redis_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

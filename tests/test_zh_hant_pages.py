@@ -8,8 +8,8 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 
 from stablepay.models import Merchant
-from tests.conftest import LocalChain, create_request
 from tests.support.auth import login_as
+from tests.support.local_chain import LocalChain, create_request
 
 # path -> (Chinese strings that must appear, English strings that must not)
 PAGES: dict[str, tuple[list[str], list[str]]] = {

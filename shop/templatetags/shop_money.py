@@ -1,10 +1,10 @@
-"""`{{ amount|money:currency }}`: HK$88.00, MOP$1,730.40, US$1,250.00 (stablepay.money.format_fiat)."""
+"""`{{ amount|money:currency }}`: HK$88.00, MOP$1,730.40, US$1,250.00 (stablepay's format_fiat)."""
 
 from __future__ import annotations
 
 from django import template
 
-from stablepay.money import format_fiat
+from stablepay.interface import format_fiat
 
 register = template.Library()
 

@@ -31,6 +31,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from stablepay import ratelimit
+from stablepay.conf import app_settings
 
 
 def client_ip(request: HttpRequest) -> str:
@@ -45,7 +46,7 @@ def client_ip(request: HttpRequest) -> str:
 
 
 def ip_failure_limit() -> int:
-    return int(getattr(settings, "STABLEPAY_LOGIN_FAILURES_PER_IP", 50))
+    return app_settings.LOGIN_FAILURES_PER_IP
 
 
 class LoginLockoutHandler(AxesDatabaseHandler):

@@ -17,7 +17,7 @@ Which pages: all but the open ones, so that a page added later is covered withou
 Open: signing in and out (the site's and the admin's), the second-factor pages themselves and the passkey
 endpoints (django-otp-webauthn), static files, language switching, and the pages that need no login:
 the storefront and orders, the payment page, the API (API keys, never sessions) and the health check
-(`STABLEPAY_SECOND_FACTOR_OPEN_PATHS` in shop/settings.py lists the host's public prefixes).
+(`STABLEPAY["SECOND_FACTOR_OPEN_PATHS"]` in the host's settings lists its public prefixes; stablepay/conf.py).
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django_otp import user_has_device
+
+from stablepay.conf import app_settings
 
 # Models whose add/change/delete permission decides where money goes or how much (lower-case model names).
 MONEY_MODELS = ("merchant", "fxrate", "chain", "token")
@@ -70,7 +72,7 @@ def _open_prefixes() -> tuple[str, ...]:
         reverse("set_language"),
         "/" + settings.STATIC_URL.lstrip("/"),
     ]
-    return tuple(own) + tuple(getattr(settings, "STABLEPAY_SECOND_FACTOR_OPEN_PATHS", ()))
+    return tuple(own) + app_settings.SECOND_FACTOR_OPEN_PATHS
 
 
 def is_open_path(path: str) -> bool:

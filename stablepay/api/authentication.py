@@ -5,7 +5,6 @@ The key -> merchant lookup is cached per process for a few seconds (stablepay.re
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,10 +15,7 @@ from rest_framework.request import Request
 
 from stablepay.models import Merchant
 from stablepay.registry import refdata
-
-
-def hash_api_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+from stablepay.registry.api_keys import hash_api_key
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,20 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from stablepay.api import views
+from stablepay.api.base import SCHEMA_SETTINGS
 
 urlpatterns = [
-    path("schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="api-schema"),
+    path(
+        "schema/",
+        SpectacularAPIView.as_view(
+            authentication_classes=[],
+            permission_classes=[],
+            throttle_classes=[],
+            custom_settings=SCHEMA_SETTINGS,
+            schema=None,  # not an endpoint of any OpenAPI document (drf-spectacular's deploy check included)
+        ),
+        name="api-schema",
+    ),
     path("tokens/", views.TokenListApi.as_view(), name="api-tokens"),
     path("audit-key/", views.AuditKeyApi.as_view(), name="api-audit-key"),
     path("settlements/", views.SettlementListApi.as_view(), name="api-settlements"),
@@ -29,5 +40,5 @@ urlpatterns = [
     ),
     # Any other path under /api/v1/ ending in "/" (e.g. an id holding a "/") answers a JSON 404, not the
     # site's HTML page; one without the slash is still redirected to it first (APPEND_SLASH).
-    re_path(r"^.*/\Z", views.not_found, name="api-not-found"),
+    re_path(r"^.*/\Z", views.NotFoundApi.as_view(), name="api-not-found"),
 ]

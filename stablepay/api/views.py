@@ -6,15 +6,14 @@ from typing import Any
 
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import status
-from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from stablepay.api.base import PAGE_SIZE, StablepayApiView, extend_schema
 from stablepay.api.schema import AUDIT_DOCUMENT_SCHEMA, AUDIT_KEY_SCHEMA, PaymentRequestPageOut, errors
 from stablepay.api.serializers import (
     ListFiltersIn,
@@ -26,11 +25,11 @@ from stablepay.api.serializers import (
     TokenOut,
     create_body,
     fingerprint,
-    payment_request_data,
 )
 from stablepay.api.throttling import PaymentRequestCreateThrottle, RateLimitedOut
 from stablepay.compliance import audit_bundle
 from stablepay.ledger import selectors, services
+from stablepay.ledger.representation import payment_request_data
 from stablepay.merchant.selectors import settlement_rows
 from stablepay.models import Merchant, PaymentRequest
 from stablepay.ops import services as ops_services
@@ -60,6 +59,8 @@ IDEMPOTENCY_KEY = OpenApiParameter(
 class StrictPagination(PageNumberPagination):
     """`?page=` is a positive integer or absent (DRF would read an empty or "last" page too)."""
 
+    page_size = PAGE_SIZE
+
     def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any] | None:
         page = request.query_params.get(self.page_query_param)
         if page is not None and not (page.isascii() and page.isdigit() and int(page) >= 1):
@@ -83,13 +84,13 @@ def _own_request(request: Request, request_id: str) -> PaymentRequest:
     return found
 
 
-class TokenListApi(APIView):
+class TokenListApi(StablepayApiView):
     @extend_schema(responses={200: TokenOut(many=True), **errors()})
     def get(self, request: Request) -> Response:
         return Response([TokenOut().to_representation(t) for t in selectors.token_list()])
 
 
-class PaymentRequestListCreateApi(APIView):
+class PaymentRequestListCreateApi(StablepayApiView):
     throttle_classes = [PaymentRequestCreateThrottle]  # POST only: stablepay/ratelimit.py
 
     @extend_schema(
@@ -139,13 +140,13 @@ class PaymentRequestListCreateApi(APIView):
         return Response(payment_request_data(payment_request, request), status=status.HTTP_201_CREATED)
 
 
-class PaymentRequestDetailApi(APIView):
+class PaymentRequestDetailApi(StablepayApiView):
     @extend_schema(parameters=[REQUEST_ID], responses={200: PaymentRequestOut, **errors(404)})
     def get(self, request: Request, request_id: str) -> Response:
         return Response(payment_request_data(_own_request(request, request_id), request))
 
 
-class PaymentRequestCancelApi(APIView):
+class PaymentRequestCancelApi(StablepayApiView):
     @extend_schema(parameters=[REQUEST_ID], request=None, responses={200: PaymentRequestOut, **errors(404, 409)})
     def post(self, request: Request, request_id: str) -> Response:
         own = _own_request(request, request_id)
@@ -153,7 +154,7 @@ class PaymentRequestCancelApi(APIView):
         return Response(payment_request_data(canceled, request))
 
 
-class PaymentRequestResolveApi(APIView):
+class PaymentRequestResolveApi(StablepayApiView):
     @extend_schema(
         parameters=[REQUEST_ID],
         request=ResolveIn,
@@ -173,7 +174,7 @@ class PaymentRequestResolveApi(APIView):
         return Response(payment_request_data(resolved, request))
 
 
-class PaymentRequestAuditApi(APIView):
+class PaymentRequestAuditApi(StablepayApiView):
     """The request's signed audit bundle (stablepay/compliance/audit_bundle.py), as a JSON file download."""
 
     @extend_schema(
@@ -184,7 +185,7 @@ class PaymentRequestAuditApi(APIView):
         return audit_bundle.download_response(_own_request(request, request_id))
 
 
-class AuditKeyApi(APIView):
+class AuditKeyApi(StablepayApiView):
     """The public key that verifies audit bundles (needs no API key: it is public)."""
 
     authentication_classes: list[Any] = []
@@ -195,7 +196,7 @@ class AuditKeyApi(APIView):
         return Response(audit_bundle.public_key_info())
 
 
-class SettlementListApi(APIView):
+class SettlementListApi(StablepayApiView):
     """The settlement report: one row per Hong Kong day, chain, token (and fiat currency) of `paid` requests."""
 
     @extend_schema(parameters=[SettlementFiltersIn], responses={200: SettlementRowOut(many=True), **errors(400)})
@@ -207,8 +208,13 @@ class SettlementListApi(APIView):
 
 
 @extend_schema(exclude=True)
-@api_view(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
-@authentication_classes([])
-@permission_classes([])
-def not_found(request: Request) -> Response:
-    raise NotFound("no such API endpoint")
+class NotFoundApi(StablepayApiView):
+    """Any other path under the API: a JSON 404, whoever asks."""
+
+    authentication_classes: list[Any] = []
+    permission_classes: list[Any] = []
+
+    def get(self, request: Any, *args: Any, **kwargs: Any) -> Response:
+        raise NotFound("no such API endpoint")
+
+    post = put = patch = delete = options = get

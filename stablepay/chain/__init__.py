@@ -1,1 +1,2 @@
-"""Chain access: the reader interface, its JSON-RPC implementation and hand-written log decoding."""
+"""Chain access: the reader interface, its JSON-RPC implementation, the reader factory and hand-written log
+decoding."""

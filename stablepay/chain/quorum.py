@@ -12,21 +12,12 @@ very block the watcher read: one call when it agrees, a second only to tell a li
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from stablepay.chain.reader import BlockRef, ChainError, TransferLog
+from stablepay.chain.reader import BlockRef, ChainError, SecondSource, TransferLog
 
-
-class SecondSource(Protocol):
-    def second_opinion(
-        self, tokens: Sequence[str], from_block: int, to_block: int, heights: Sequence[int]
-    ) -> tuple[int, list[TransferLog], dict[int, BlockRef | None]]: ...
-
-    def second_opinion_at(
-        self, tokens: Sequence[str], block: BlockRef, expected: Collection[tuple[str, int]]
-    ) -> tuple[list[TransferLog], bool]: ...
+__all__ = ["SecondSource", "Verdict", "corroborate"]
 
 
 @dataclass

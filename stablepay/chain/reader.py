@@ -1,4 +1,5 @@
-"""The ChainReader interface the watcher depends on, and the frozen records it returns."""
+"""The ChainReader interface the watcher depends on, the frozen records it returns, and the SecondSource a
+reader over several nodes offers for corroborating a credit (stablepay.chain.quorum)."""
 
 from __future__ import annotations
 
@@ -49,8 +50,25 @@ class RangeTooLarge(ChainError):
         self.suggested = suggested
 
 
+class SecondSource(Protocol):
+    """Another node than the one that gave the last answer, asked about the same logs (stablepay.chain.quorum)."""
+
+    def second_opinion(
+        self, tokens: Sequence[str], from_block: int, to_block: int, heights: Sequence[int]
+    ) -> tuple[int, list[TransferLog], dict[int, BlockRef | None]]: ...
+
+    def second_opinion_at(
+        self, tokens: Sequence[str], block: BlockRef, expected: Collection[tuple[str, int]]
+    ) -> tuple[list[TransferLog], bool]: ...
+
+
 class ChainReader(Protocol):
     """What the watcher asks a node. Each method's docstring says what a provider bills for it."""
+
+    def second_source(self) -> SecondSource | None:
+        """Where a log this reader reported is corroborated before it is credited, or None when it reads a
+        single node (one node's word then stands): no call."""
+        ...
 
     def head(self) -> BlockRef:
         """The latest block's header: one call."""

@@ -267,6 +267,10 @@ class RpcChainReader:
                 raise ChainError(f"log of block {log.block_number} in the answer for block {block.number}")
         return decoded
 
+    def second_source(self) -> RpcChainReader | None:
+        """Itself when it has several URLs: a log one node reported is then asked of another."""
+        return self if len(self.urls) > 1 else None
+
     def _others(self) -> list[str]:
         others = [url for url in self.urls if url != self.last_url]
         if not others:

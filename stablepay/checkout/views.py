@@ -1,4 +1,5 @@
-"""Pages: the public payment page with its live status, the demo's simulated wallet, and /healthz."""
+"""Pages: the public payment page with its live status, and /healthz. (The demo's simulated wallet button
+posts to stablepay/dev/views.py.)"""
 
 from __future__ import annotations
 
@@ -6,21 +7,18 @@ import logging
 from typing import Any
 
 import segno
-from django.conf import settings
-from django.contrib import messages
 from django.db import DatabaseError, connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 
-from stablepay.api.serializers import payment_request_data
 from stablepay.checkout.state import with_page_state
 from stablepay.checkout.wallet import wallet_config, wallet_texts
-from stablepay.dev import tools as devtools
+from stablepay.conf import app_settings
 from stablepay.ingest import health
 from stablepay.ledger import selectors
+from stablepay.ledger.representation import payment_request_data
 from stablepay.models import ExceptionType, PaymentRequest
 
 logger = logging.getLogger(__name__)
@@ -109,7 +107,7 @@ def pay_page(request: HttpRequest, request_id: str) -> HttpResponse:
         "status": status,
         "chain": payment_request.token.chain,
         "qr_svg": qr_svg(status["payment_uri"]),
-        "demo_mode": settings.STABLEPAY["DEMO_MODE"],
+        "demo_mode": app_settings.DEMO_MODE,
         "return_url": return_url(payment_request, request),
         "wallet": wallet_config(payment_request),
         "wallet_texts": wallet_texts(payment_request),
@@ -122,21 +120,6 @@ def pay_status(request: HttpRequest, request_id: str) -> JsonResponse:
     response = JsonResponse(public_status(_request_or_404(request_id)))
     response["Cache-Control"] = "no-store"
     return response
-
-
-@require_POST
-def pay_simulate(request: HttpRequest, request_id: str) -> HttpResponse:
-    """Demo mode: a wallet payment from a local anvil test account, so the demo completes."""
-    if not settings.STABLEPAY["DEMO_MODE"]:
-        raise Http404("demo mode is off")
-    payment_request = _request_or_404(request_id)
-    try:
-        tx_hash = devtools.pay_request(payment_request)
-        messages.success(request, _("Payment sent from the demo wallet: %(tx)s") % {"tx": tx_hash})
-    except Exception as exc:  # a demo convenience: show the reason instead of failing the page
-        logger.warning("simulated payment failed: %s", exc)
-        messages.error(request, _("The demo wallet could not pay: %(reason)s") % {"reason": exc})
-    return redirect("stablepay:pay", request_id=payment_request.pk)
 
 
 @require_GET

@@ -1,7 +1,7 @@
 """What the payment page's browser-wallet button (static/stablepay/wallet.js) needs to know, as JSON data.
 
 The chain parameters follow EIP-3085 (`wallet_addEthereumChain`). The RPC URLs given to the shopper's
-wallet are public ones: `STABLEPAY["WALLET_RPC_URLS"]` per chain id, or, for a local development chain
+wallet are public ones: `WALLET_RPC_URLS` (stablepay/conf.py) per chain id, or, for a local development chain
 only, the chain's own RPC URLs that are a bare scheme and host (a deployment's node URLs often carry a
 provider API key in their path, query or user-info).
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.utils.translation import gettext as _
 
+from stablepay.conf import app_settings
 from stablepay.models import Chain, PaymentRequest
 from stablepay.redact import redact_url
 
@@ -23,7 +23,7 @@ NATIVE_CURRENCY = {"name": "Ether", "symbol": "ETH", "decimals": 18}
 
 def public_rpc_urls(chain: Chain) -> list[str]:
     """The RPC URLs a wallet may be told to add: configured public ones, else a local chain's own."""
-    configured = settings.STABLEPAY.get("WALLET_RPC_URLS", {}) or {}
+    configured = app_settings.WALLET_RPC_URLS
     urls = configured.get(str(chain.chain_id)) or configured.get(chain.chain_id)
     if urls:
         return [str(u) for u in urls]

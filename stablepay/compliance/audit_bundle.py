@@ -41,6 +41,7 @@ from django.utils import timezone
 
 from stablepay.chain.addresses import XpubError, derive_address, parse_xpub
 from stablepay.chain.reader import TRANSFER_TOPIC
+from stablepay.conf import app_settings
 from stablepay.models import Cursor, PaymentRequest, Transfer, TransferState
 
 FORMAT = "stablepay.ingest.chain_audit-bundle/1"
@@ -109,7 +110,7 @@ def parse_signing_key(text: str) -> Ed25519PrivateKey:
 
 
 def configured_key_text() -> str:
-    return str(settings.STABLEPAY.get("AUDIT_SIGNING_KEY") or "").strip()
+    return app_settings.AUDIT_SIGNING_KEY.strip()
 
 
 def signing_key() -> Ed25519PrivateKey:

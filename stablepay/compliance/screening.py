@@ -32,12 +32,12 @@ from fractions import Fraction
 from typing import Any
 
 import requests
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from stablepay.chain.reader import TransferLog
+from stablepay.conf import app_settings
 from stablepay.ledger import services
 from stablepay.models import (
     PaymentRequest,
@@ -75,10 +75,6 @@ class Screened:
 
     outcome: str
     detail: str
-
-
-def _option(name: str, default: Any) -> Any:
-    return settings.STABLEPAY.get(name, default)
 
 
 class ScreeningBackend:
@@ -125,12 +121,12 @@ class HttpBackend(ListBackend):
     label = "screening service"
 
     def screen_unlisted(self, addresses: Sequence[str], *, chain_id: int) -> dict[str, Verdict]:
-        url = _option("SCREENING_HTTP_URL", "")
+        url = app_settings.SCREENING_HTTP_URL
         if not url:
             raise ScreeningUnavailable("SCREENING_HTTP_URL is not set")
-        timeout = float(_option("SCREENING_HTTP_TIMEOUT_SECONDS", 3.0))
+        timeout = float(app_settings.SCREENING_HTTP_TIMEOUT_SECONDS)
         headers = {"Content-Type": "application/json"}
-        if token := _option("SCREENING_HTTP_TOKEN", ""):
+        if token := app_settings.SCREENING_HTTP_TOKEN:
             headers["Authorization"] = f"Bearer {token}"
         body = json.dumps({"chain_id": chain_id, "addresses": list(addresses)}).encode()
         # requests' timeout bounds each socket read, not the exchange: a service that trickles its answer
@@ -208,14 +204,14 @@ def _read_within(response: requests.Response, deadline: float) -> bytes:
 
 
 def backend() -> ScreeningBackend:
-    backend_class = import_string(_option("SCREENING_BACKEND", DEFAULT_BACKEND))
+    backend_class = import_string(app_settings.SCREENING_BACKEND)
     return backend_class()
 
 
 def fail_open_below() -> Decimal:
     """The fail-open limit; a malformed one (refused at start-up by stablepay.E112) fails every payment closed."""
     try:
-        limit = Decimal(str(_option("SCREENING_FAIL_OPEN_BELOW_HKD", "8000.00")))
+        limit = Decimal(str(app_settings.SCREENING_FAIL_OPEN_BELOW_HKD))
     except InvalidOperation:
         return Decimal(0)
     return limit if limit.is_finite() else Decimal(0)
@@ -308,7 +304,7 @@ def rescreen_due(*, now: datetime | None = None) -> int:
     Still no answer: the transfer is tried again after SCREENING_RETRY_SECONDS.
     """
     now = now or timezone.now()
-    retry = timedelta(seconds=float(_option("SCREENING_RETRY_SECONDS", 60)))
+    retry = timedelta(seconds=float(app_settings.SCREENING_RETRY_SECONDS))
     due = list(
         Transfer.objects.filter(screening__in=UNANSWERED, screened_at__lte=now - retry)
         .select_related("chain")

@@ -20,7 +20,8 @@ from web3.contract import Contract
 from web3.types import TxParams, TxReceipt, Wei
 
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
-ARTIFACT_PATH = Path(__file__).resolve().parents[2] / "contracts/build/TestStablecoin.json"
+# Inside the package (contracts/build.sh writes them here), so an installed stablepay has them too.
+ARTIFACT_PATH = Path(__file__).resolve().parent / "contracts" / "TestStablecoin.json"
 PROXY_ARTIFACT_PATH = ARTIFACT_PATH.with_name("TestProxy.json")
 TOKEN_CALL_GAS = 200_000  # fixed: avoids eth_estimateGas races against pending state
 DEPLOY_GAS = 3_000_000

@@ -12,8 +12,11 @@ from __future__ import annotations
 from base64 import b32decode
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from stablepay.accounts.second_factor import must_have_second_factor
 
 DEMO_TOTP_KEY_BASE32 = "STABLEPAYDEMOKEYSTABLEPAYDEMOKEY"  # demo only: published, protects nothing
 DEMO_DEVICE_NAME = "Demo authenticator (demo only, published key)"
@@ -29,6 +32,15 @@ def give_demo_device(user: Any) -> TOTPDevice:
         user=user, name=DEMO_DEVICE_NAME, defaults={"key": demo_key_hex(), "confirmed": True}
     )
     return device
+
+
+def give_demo_devices() -> int:
+    """The demo device for every active user who must have a second factor (staff, ops users, anyone who can
+    change where money goes: stablepay.accounts.second_factor); returns how many users that is."""
+    users = [user for user in get_user_model().objects.filter(is_active=True) if must_have_second_factor(user)]
+    for user in users:
+        give_demo_device(user)
+    return len(users)
 
 
 def demo_device(user: Any) -> TOTPDevice | None:

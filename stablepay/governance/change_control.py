@@ -40,11 +40,11 @@ from django.utils import timezone
 
 from stablepay.chain.addresses import XpubError, derive_address, parse_xpub
 from stablepay.errors import Conflict, InvalidInput, StablepayError
+from stablepay.ledger import outbox
 from stablepay.models import ChangeProposal, ChangeState, Currency, FxRate, Merchant
 from stablepay.money import DEFAULT_FX, decimal_text
 from stablepay.registry import refdata
 from stablepay.text_rules import clean_note
-from stablepay.webhooks import delivery as webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -467,7 +467,7 @@ def _announce(proposal: ChangeProposal, *, now: datetime, webhook: bool = True) 
     if webhook:
         data = change_data(proposal)
         for merchant in merchants:
-            webhooks.enqueue_merchant_event(merchant, event_type=event_type, data=data, now=now)
+            outbox.enqueue_merchant_event(merchant, event_type=event_type, data=data, now=now)
     users = get_user_model().objects.filter(is_active=True, merchants__in=[m.pk for m in merchants]).exclude(email="")
     recipients = sorted(set(users.values_list("email", flat=True)))
     if recipients:

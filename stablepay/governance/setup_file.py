@@ -22,12 +22,12 @@ from django.db import transaction
 from django.utils import timezone
 from eth_utils.address import is_hex_address, to_checksum_address
 
-from stablepay.api.authentication import hash_api_key
 from stablepay.chain.addresses import XpubError, parse_xpub
+from stablepay.chain.factory import reader_for_urls
 from stablepay.chain.reader import ChainError
-from stablepay.chain.rpc import RpcChainReader
 from stablepay.governance import change_control
 from stablepay.models import TOKEN_CURRENCIES, Chain, Currency, FxRate, LicenceStatus, Merchant, Token
+from stablepay.registry.api_keys import hash_api_key
 from stablepay.webhooks import delivery as webhooks
 from stablepay.webhooks import target as webhook_target
 
@@ -298,7 +298,7 @@ def _unique(rows: list[dict[str, Any]], key: str, section: str) -> None:
 
 def _head(urls: list[str]) -> int | None:
     try:
-        return RpcChainReader(urls, timeout=5).head_number()
+        return reader_for_urls(urls, timeout=5).head_number()
     except ChainError:
         return None
 

@@ -1,3 +1,3 @@
-"""Reading the chain into the ledger: the watcher, its header chain and reorg handling, the watch loop, /healthz
-figures and the chain audit.
+"""Reading the chain into the ledger: the watcher, its header chain and reorg handling, the watch loop and its periodic
+job list (schedule), /healthz figures and the chain audit.
 """

@@ -14,8 +14,8 @@ from __future__ import annotations
 import threading
 import time
 
+from stablepay.chain.factory import reader_for_urls
 from stablepay.chain.reader import ChainError
-from stablepay.chain.rpc import RpcChainReader
 from stablepay.ledger import selectors
 from stablepay.models import Chain
 from stablepay.redact import scrub
@@ -36,7 +36,7 @@ def node_head(rpc_urls: list[str]) -> tuple[int | None, str]:
     if cached and now - cached[0] < CACHE_SECONDS:
         return cached[1], cached[2]
     try:
-        head, error = RpcChainReader(rpc_urls, timeout=NODE_TIMEOUT_SECONDS).head_number(), ""
+        head, error = reader_for_urls(rpc_urls, timeout=NODE_TIMEOUT_SECONDS).head_number(), ""
     except (ChainError, ValueError) as exc:
         head, error = None, scrub(exc, rpc_urls)[:200]  # public: a node URL's key never appears
     with _lock:

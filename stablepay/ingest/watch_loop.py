@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from django.db import close_old_connections, connection
 
+from stablepay.chain.factory import reader_for_chain
 from stablepay.chain.heads import HeadFollower
 from stablepay.chain.reader import ChainError
 from stablepay.ingest import watcher
@@ -100,7 +101,7 @@ class WatchLoop:
             self.dispatch(chain)
             return
         try:
-            watcher.scan_chain(chain=chain, reader=watcher.reader_for(chain))
+            watcher.scan_chain(chain=chain, reader=reader_for_chain(chain, shared=True))
         except ChainError as exc:
             watcher.record_error(chain, exc)
         except Exception:  # the loop must survive a bad pass; the next one retries

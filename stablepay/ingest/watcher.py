@@ -18,10 +18,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from functools import lru_cache
 from uuid import UUID
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Exists, Min, OuterRef, Q
 from django.db.models.expressions import RawSQL
@@ -30,14 +28,12 @@ from django.utils import timezone
 from eth_utils.address import to_checksum_address
 
 from stablepay.chain import quorum
+from stablepay.chain.factory import reader_for_chain
 from stablepay.chain.reader import BlockRef, ChainError, ChainReader, Keep, RangeTooLarge, TransferLog
-from stablepay.chain.rpc import RpcChainReader
 from stablepay.compliance import screening
-from stablepay.ingest import header_chain
+from stablepay.ingest import header_chain, schedule
 from stablepay.ledger import services
 from stablepay.models import Block, Chain, Cursor, PaymentRequest, Token, Transfer, TransferState
-from stablepay.registry import token_health
-from stablepay.webhooks import delivery as webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -57,15 +53,6 @@ class ScanResult:
     refused: int = 0  # logs one node reported and another contradicted: never credited
     warning: str = ""
     touched: set[UUID] = field(default_factory=set)
-
-
-@lru_cache(maxsize=64)
-def _cached_reader(urls: tuple[str, ...], timeout: float) -> RpcChainReader:
-    return RpcChainReader(urls, timeout=timeout)
-
-
-def reader_for(chain: Chain) -> RpcChainReader:
-    return _cached_reader(tuple(chain.rpc_urls), settings.STABLEPAY["RPC_TIMEOUT_SECONDS"])
 
 
 def reorg_window(chain: Chain) -> int:
@@ -296,9 +283,10 @@ def _scan_range(
             ceiling = min(ceiling, chunk)
             continue
         hits = [log for log in logs if log.to_address in watched and log.token in tokens]
-        if hits and isinstance(reader, RpcChainReader) and len(reader.urls) > 1:
+        second = reader.second_source() if hits else None
+        if second is not None:
             single = headers.get(end) if start == end else None
-            verdict = quorum.corroborate(reader, list(tokens), start, end, hits, block=single)
+            verdict = quorum.corroborate(second, list(tokens), start, end, hits, block=single)
             for hit in verdict.refused:
                 logger.error(
                     "chain %s: refused %s:%s, another node has its block but not the log",
@@ -397,10 +385,11 @@ def record_error(chain: Chain, error: Exception, *, now: datetime | None = None)
 
 
 def scan_once(*, now: datetime | None = None, reader_factory: object = None) -> list[ScanResult]:
-    """One full pass (CONTRACT §3): every chain, then the expiry sweep, then the webhooks that are due."""
+    """One full pass (CONTRACT §3): every chain, then the periodic jobs (the expiry sweep, the webhooks that are
+    due...: stablepay.ingest.schedule)."""
     results = []
     for chain in Chain.objects.all():
-        reader = reader_factory(chain) if callable(reader_factory) else reader_for(chain)
+        reader = reader_factory(chain) if callable(reader_factory) else reader_for_chain(chain, shared=True)
         try:
             results.append(scan_chain(chain=chain, reader=reader, now=now))
         except ChainError as exc:
@@ -410,8 +399,5 @@ def scan_once(*, now: datetime | None = None, reader_factory: object = None) -> 
 
 
 def housekeeping(*, now: datetime | None = None) -> None:
-    """What a pass does besides scanning: the expiry sweep, then the webhooks that are due."""
-    services.payment_requests_expire(now=now)
-    webhooks.deliver_due(now=now)
-    token_health.check_due(now=now)
-    screening.rescreen_due(now=now)
+    """What a pass does besides scanning: the periodic jobs (stablepay.ingest.schedule), in order."""
+    schedule.run_periodic_jobs(now=now)

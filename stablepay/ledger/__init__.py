@@ -1,3 +1,4 @@
 """The money's record: request workflows (services), reads (selectors), the pure reconciliation rules, the
-outbox, the set-based pass, reports, archive and retention.
+representation of a payment request, the webhook outbox (and its signal), the set-based pass, reports, archive
+and retention.
 """

@@ -27,11 +27,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from stablepay.ledger import reconcile, services, sql_payload
+from stablepay.ledger import outbox, reconcile, services, sql_payload
 from stablepay.ledger.signals import StatusChange, payment_request_status_changed, payment_requests_status_changed
 from stablepay.models import PaymentRequest
 
@@ -306,10 +305,8 @@ def _apply(cur: Any, now: datetime, result: SweepResult, started: float, sample:
     started = result.lap("events", started)
     result.webhooks = _write_webhooks(cur, now)
     started = result.lap("webhooks", started)
-    if result.webhooks and settings.REDIS_URL:  # Celery mode: deliver right after commit, not at the next tick
-        from stablepay.tasks import deliver_webhooks_task
-
-        transaction.on_commit(deliver_webhooks_task.delay)
+    if result.webhooks:  # announced after commit (Celery mode: delivered then, not at the next tick)
+        outbox.queued_in_bulk()
     cur.execute(
         """SELECT id, previous_status, status, exception, paid_at FROM stablepay_sweep_applied
         WHERE status <> previous_status ORDER BY id"""

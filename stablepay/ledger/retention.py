@@ -14,9 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+
+from stablepay.conf import app_settings
 
 GATE = "stablepay_ledger_purge_gate"
 
@@ -36,7 +37,7 @@ class PurgeResult:
 
 
 def retention_years() -> int:
-    years = settings.STABLEPAY.get("LEDGER_RETENTION_YEARS", 7)
+    years = app_settings.LEDGER_RETENTION_YEARS
     if not isinstance(years, int) or isinstance(years, bool) or years < 1:
         raise ValueError(f"STABLEPAY['LEDGER_RETENTION_YEARS'] must be a whole number of years >= 1, not {years!r}")
     return years

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from stablepay.chain.addresses import allocate_index, derive_address
 from stablepay.errors import Conflict, InvalidInput
-from stablepay.ledger import reconcile
+from stablepay.ledger import outbox, reconcile
 from stablepay.ledger.signals import payment_request_status_changed
 from stablepay.ledger.sql_insert import insert_together
 from stablepay.models import (
@@ -39,7 +39,6 @@ from stablepay.models import (
 from stablepay.money import FxError, fx_ratio, quote
 from stablepay.registry import refdata, token_policy
 from stablepay.text_rules import reference_problem
-from stablepay.webhooks import delivery as webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -167,12 +166,12 @@ def _insert_created(request: PaymentRequest, *, actor: str, now: datetime) -> No
     )
     _known(request, "transfers", [])
     _known(request, "events", [event])
-    delivery = webhooks.prepare(request, event_type="created", now=now)
+    delivery = outbox.prepare(request, event_type="created", now=now)
     rows: list[Any] = [request, event] if delivery is None else [request, event, delivery]
     with contextlib.nullcontext() if connection.get_autocommit() else transaction.atomic():
         insert_together(*rows)
         if delivery is not None:
-            webhooks.queued(delivery)
+            outbox.queued(delivery)
 
 
 def _replay(merchant: Merchant, key: str, fingerprint: str) -> PaymentRequest | None:
@@ -213,7 +212,7 @@ def _record(
         _known(request, "transfers", [])
         _known(request, "events", [event])
     if webhook_type:
-        webhooks.enqueue(request, event_type=webhook_type, now=now)
+        outbox.enqueue(request, event_type=webhook_type, now=now)
     if previous and previous != request.status:
         payment_request_status_changed.send(
             sender=PaymentRequest,

@@ -1,6 +1,6 @@
 """The payment request object of CONTRACT §4 as one PostgreSQL jsonb expression, for set-based writers.
 
-`api.serializers.payment_request_data` is the definition; this is its SQL twin, so that a bulk pass
+`ledger.representation.payment_request_data` is the definition; this is its SQL twin, so that a bulk pass
 can write webhook outbox rows with INSERT ... SELECT instead of serializing row by row in Python.
 tests/ledger/test_bulk_reconcile.py holds the two equal, field for field.
 """
@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from django.conf import settings
 from django.urls import reverse
+
+from stablepay.conf import app_settings
 
 _PLACEHOLDER = UUID(int=0)
 
@@ -30,7 +31,7 @@ def checkout_url_parts() -> tuple[str, str]:
     """(before the id, after the id) of `checkout_url` when no HTTP request is at hand."""
     path = reverse("stablepay:pay", args=[str(_PLACEHOLDER)])
     before, after = path.split(str(_PLACEHOLDER))
-    return settings.STABLEPAY["BASE_URL"].rstrip("/") + before, after
+    return app_settings.BASE_URL.rstrip("/") + before, after
 
 
 def transfer_json(t: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -11,16 +10,8 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from stablepay.models import TOKEN_CURRENCIES, LicenceStatus, Status
+from stablepay.text_rules import parse_iso_date
 from stablepay.webhooks import target as webhook_target
-
-ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z", re.ASCII)
-
-
-def parse_iso_date(text: str) -> date:
-    """A YYYY-MM-DD date (ASCII digits, zero-padded); ValueError otherwise."""
-    if not ISO_DATE.match(text):
-        raise ValueError("must be a date as YYYY-MM-DD")
-    return date.fromisoformat(text)
 
 
 class IsoDateField(forms.CharField):

@@ -32,7 +32,7 @@ TRANSFER_STATE_LABELS = {
 }
 
 PERIOD_LABELS = {
-    "today": _("Today"),
+    "today": pgettext_lazy("stablepay", "Today"),
     "7d": _("Last 7 days"),
     "30d": _("Last 30 days"),
 }

@@ -10,14 +10,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from stablepay.api.authentication import hash_api_key
 from stablepay.errors import Conflict, InvalidInput
 from stablepay.governance import change_control
+from stablepay.ledger import outbox
 from stablepay.models import TOKEN_CURRENCIES, ChangeProposal, LicenceStatus, Merchant, WebhookDelivery
+from stablepay.registry.api_keys import hash_api_key
 from stablepay.webhooks import delivery as webhooks
 from stablepay.webhooks import target as webhook_target
 
@@ -162,9 +162,6 @@ def webhook_redeliver(
         delivery.delivered_at = None
         delivery.next_attempt_at = now
         delivery.save(update_fields=["delivered_at", "next_attempt_at"])
-        if settings.REDIS_URL:
-            from stablepay.tasks import deliver_webhook_task
-
-            transaction.on_commit(lambda: deliver_webhook_task.delay(delivery.pk))
+        outbox.queued(delivery)
     logger.info("merchant %s: webhook %s redelivery queued by %s", merchant.slug, delivery.event_id, actor)
     return delivery

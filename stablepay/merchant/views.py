@@ -36,6 +36,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
@@ -237,7 +238,7 @@ def settlements(request: HttpRequest, mctx: MerchantContext) -> HttpResponse:
     month_start = today.replace(day=1)
     last_month_end = month_start - timedelta(days=1)
     presets = [
-        (_("Today"), today, today),
+        (pgettext("stablepay", "Today"), today, today),  # context: Django's admin catalogue has "Today" too
         (_("Last 7 days"), today - timedelta(days=6), today),
         (_("Last 30 days"), today - timedelta(days=29), today),
         (_("This month"), month_start, today),

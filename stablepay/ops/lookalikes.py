@@ -13,10 +13,10 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.conf import settings
 from django.utils import timezone
 from eth_utils.address import to_checksum_address
 
+from stablepay.chain.factory import reader_for_chain
 from stablepay.chain.reader import TRANSFER_TOPIC, ChainError, RangeTooLarge, TransferLog
 from stablepay.chain.rpc import RpcChainReader, decode_transfer_logs
 from stablepay.models import Chain, PaymentRequest, Token
@@ -135,7 +135,7 @@ def lookalike_transfers(
     registered = {t.address.lower(): t for t in Token.objects.filter(chain=chain)}
     symbols = {t.symbol.upper() for t in registered.values()}
     try:
-        reader = reader or RpcChainReader(chain.rpc_urls, timeout=settings.STABLEPAY["RPC_TIMEOUT_SECONDS"])
+        reader = reader or reader_for_chain(chain)
         head = reader.head_number()
         report.to_block = head
         report.from_block = max(head - blocks + 1, chain.start_block or 0, 0)

@@ -14,12 +14,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from stablepay.compliance import screening
+from stablepay.conf import app_settings
 from stablepay.ledger.services import fx_rates
 from stablepay.models import PaymentRequest, ScreeningListEntry, ScreeningListKind, ScreeningOutcome, Transfer
 from stablepay.money import format_fiat
@@ -31,10 +31,6 @@ NOT_CLEAR: tuple[str, ...] = (ScreeningOutcome.HIT, ScreeningOutcome.FAILED_CLOS
 COUNTED: tuple[str, ...] = (ScreeningOutcome.CLEAR, *NOT_CLEAR)
 DAY, WEEK = timedelta(hours=24), timedelta(days=7)
 OUTAGE_WINDOW = timedelta(hours=1)
-
-
-def _option(name: str, default: object) -> object:
-    return settings.STABLEPAY.get(name, default)
 
 
 # the configuration --------------------------------------------------------------------------------------
@@ -65,7 +61,7 @@ def _host(url: str) -> str:
 
 
 def screening_config() -> ScreeningConfig:
-    path = str(_option("SCREENING_BACKEND", screening.DEFAULT_BACKEND))
+    path = str(app_settings.SCREENING_BACKEND)
     try:
         backend_class = import_string(path)
         label = str(getattr(backend_class, "label", "")) or backend_class.__name__
@@ -77,9 +73,9 @@ def screening_config() -> ScreeningConfig:
         backend_path=path,
         backend_label=label,
         is_http=is_http,
-        service_host=_host(str(_option("SCREENING_HTTP_URL", ""))) if is_http else "",
-        timeout_seconds=float(str(_option("SCREENING_HTTP_TIMEOUT_SECONDS", 3.0))),
-        retry_seconds=float(str(_option("SCREENING_RETRY_SECONDS", 60))),
+        service_host=_host(str(app_settings.SCREENING_HTTP_URL)) if is_http else "",
+        timeout_seconds=float(str(app_settings.SCREENING_HTTP_TIMEOUT_SECONDS)),
+        retry_seconds=float(str(app_settings.SCREENING_RETRY_SECONDS)),
         fail_open_below=screening.fail_open_below(),
         deny_entries=kinds.get(ScreeningListKind.DENY, 0),
         allow_entries=kinds.get(ScreeningListKind.ALLOW, 0),
@@ -194,5 +190,5 @@ def screening_outage(*, now: datetime | None = None) -> ScreeningOutage | None:
         passed=passed,
         held=held,
         fail_open_below=screening.fail_open_below(),
-        retry_seconds=round(float(str(_option("SCREENING_RETRY_SECONDS", 60)))),
+        retry_seconds=round(float(str(app_settings.SCREENING_RETRY_SECONDS))),
     )

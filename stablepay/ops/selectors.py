@@ -19,11 +19,11 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from fractions import Fraction
 
-from django.conf import settings
 from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from stablepay.conf import app_settings
 from stablepay.ledger import reconcile
 from stablepay.ledger.selectors import chain_error_text
 from stablepay.ledger.services import fx_rates
@@ -185,7 +185,7 @@ def four_eyes_threshold(merchant: Merchant | None = None) -> Decimal:
     STABLEPAY["FOUR_EYES_REFUND_ABOVE_HKD"] (the deployment's, from the environment)."""
     if merchant is not None and merchant.refund_four_eyes_above_hkd is not None:
         return Decimal(merchant.refund_four_eyes_above_hkd)
-    return Decimal(str(settings.STABLEPAY["FOUR_EYES_REFUND_ABOVE_HKD"]))
+    return Decimal(app_settings.FOUR_EYES_REFUND_ABOVE_HKD)
 
 
 def accept_four_eyes_threshold(merchant: Merchant | None = None) -> Decimal:
@@ -194,7 +194,7 @@ def accept_four_eyes_threshold(merchant: Merchant | None = None) -> Decimal:
     start-up by stablepay.E121) counts as 0: every shortfall does."""
     if merchant is not None and merchant.accept_four_eyes_above_hkd is not None:
         return Decimal(merchant.accept_four_eyes_above_hkd)
-    raw = settings.STABLEPAY.get("ACCEPT_FOUR_EYES_ABOVE_HKD", DEFAULT_ACCEPT_FOUR_EYES_HKD)
+    raw = app_settings.ACCEPT_FOUR_EYES_ABOVE_HKD
     try:
         limit = Decimal(str(raw))
     except InvalidOperation:

@@ -1,3 +1,3 @@
 """What stablepay knows about the world: chains, tokens, licence policy, token contract health, FX and API-key
-lookups (cached).
+lookups (cached), API-key hashing.
 """

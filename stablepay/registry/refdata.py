@@ -17,9 +17,9 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from django.conf import settings
 from django.db.models.signals import post_delete, post_save
 
+from stablepay.conf import app_settings
 from stablepay.models import Chain, FxRate, Merchant, Token
 from stablepay.money import DEFAULT_FX, rates_as_json
 
@@ -29,7 +29,7 @@ _entries: dict[str, tuple[float, Any]] = {}
 
 
 def _ttl() -> float:
-    return float(settings.STABLEPAY.get("REFERENCE_CACHE_SECONDS", 0))
+    return app_settings.REFERENCE_CACHE_SECONDS
 
 
 def _cached(key: str, load: Callable[[], T], *, keep: Callable[[T], bool] = lambda _: True) -> T:

@@ -24,14 +24,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 from eth_utils.crypto import keccak
 
 from stablepay.chain.addresses import derive_address
+from stablepay.chain.factory import reader_for_chain
 from stablepay.chain.reader import ChainError
 from stablepay.chain.rpc import RpcChainReader
+from stablepay.conf import app_settings
 from stablepay.models import Chain, Merchant, Token
 
 logger = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class Verdict:
 
 
 def _interval() -> float:
-    return float(settings.STABLEPAY.get("TOKEN_CHECK_SECONDS", 30))
+    return app_settings.TOKEN_CHECK_SECONDS
 
 
 def _word(address: str) -> str:
@@ -180,7 +181,7 @@ def check_due(*, now: datetime | None = None, force: bool = False) -> int:
     checked = 0
     for tokens in by_chain.values():
         chain = tokens[0].chain
-        reader = RpcChainReader(chain.rpc_urls, timeout=settings.STABLEPAY["RPC_TIMEOUT_SECONDS"])
+        reader = reader_for_chain(chain)
         try:
             verdicts = check_chain(chain, tokens, reader)
         except ChainError as exc:

@@ -1,8 +1,10 @@
-"""Webhooks (CONTRACT §5): a transactional outbox, HMAC-SHA256 signatures with a timestamp, retries,
-and signing-secret rotation with a grace period.
+"""Webhook delivery (CONTRACT §5): HMAC-SHA256 signatures with a timestamp, retries, and signing-secret
+rotation with a grace period.
 
-`enqueue` writes the outbox row inside the caller's transaction. `deliver_due` posts what is due,
-signing each attempt afresh with the same event id, and backs off exponentially until a 2xx.
+The outbox rows are written with the change they report by stablepay/ledger/outbox.py. `deliver_due` posts
+what is due, signing each attempt afresh with the same event id, and backs off exponentially until a 2xx.
+Each attempt is claimed under a short row lock and committed before the POST, which runs with no lock or
+transaction of ours held (a slow receiver never holds a row lock); the outcome is written afterwards.
 `secret_replace` rotates a merchant's secret: for STABLEPAY["WEBHOOK_SECRET_GRACE_HOURS"] afterwards,
 each delivery carries two signatures (`t=..,v1=<new>,v1=<old>`), so a receiver still holding the old
 secret keeps accepting until it is updated. The signature format and the receiver-side check
@@ -18,13 +20,12 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime, timedelta
-from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from stablepay.models import Merchant, PaymentRequest, WebhookDelivery
+from stablepay.conf import app_settings
+from stablepay.models import Merchant, WebhookDelivery
 from stablepay.webhooks import target as webhook_target
 from stablepay.webhooks.signature import (
     SIGNATURE_HEADER,
@@ -39,8 +40,6 @@ __all__ = [
     "SignatureVerificationError",
     "deliver",
     "deliver_due",
-    "enqueue",
-    "enqueue_merchant_event",
     "secret_replace",
     "sign",
     "signing_secrets",
@@ -53,10 +52,14 @@ logger = logging.getLogger(__name__)
 BACKOFF = [timedelta(seconds=s) for s in (10, 60, 300, 1800, 7200, 21600, 43200, 86400)]
 MAX_ATTEMPTS = len(BACKOFF) + 1
 TIMEOUT_SECONDS = 10
+# A claimed try belongs to its worker this long (next_attempt_at is pushed this far ahead while it posts):
+# longer than one attempt can take, so no other worker sends the same try; a worker that dies mid-try
+# leaves the claim to lapse, and the next try comes this much later.
+CLAIM = timedelta(minutes=2)
 
 
 def grace_period() -> timedelta:
-    hours = float(settings.STABLEPAY.get("WEBHOOK_SECRET_GRACE_HOURS", 24))
+    hours = app_settings.WEBHOOK_SECRET_GRACE_HOURS
     return timedelta(hours=max(hours, 0.0))
 
 
@@ -94,66 +97,6 @@ def secret_replace(merchant: Merchant, new_secret: str, *, now: datetime) -> boo
 SECRET_FIELDS = ["webhook_secret", "webhook_secret_previous", "webhook_secret_previous_until"]
 
 
-def enqueue(request: PaymentRequest, *, event_type: str, now: datetime) -> WebhookDelivery | None:
-    delivery = prepare(request, event_type=event_type, now=now)
-    if delivery is None:
-        return None
-    delivery.save()
-    queued(delivery)
-    return delivery
-
-
-def prepare(request: PaymentRequest, *, event_type: str, now: datetime) -> WebhookDelivery | None:
-    """The outbox row for this change, not saved yet (None when the merchant has no webhook).
-
-    Whoever saves it calls `queued` afterwards, in the same transaction.
-    """
-    merchant = request.merchant
-    if not merchant.webhook_url:
-        return None
-    from stablepay.api.serializers import payment_request_data
-
-    delivery = WebhookDelivery(
-        merchant=merchant, payment_request=request, type=f"payment_request.{event_type}", created_at=now
-    )
-    delivery.payload = {
-        "id": str(delivery.event_id),
-        "type": delivery.type,
-        "created_at": now.isoformat().replace("+00:00", "Z"),
-        "data": payment_request_data(request),
-    }
-    delivery.next_attempt_at = now
-    return delivery
-
-
-def enqueue_merchant_event(
-    merchant: Merchant, *, event_type: str, data: dict[str, Any], now: datetime
-) -> WebhookDelivery | None:
-    """An outbox row for an event about the merchant itself (no payment request), e.g. `merchant.change_applied`
-    (stablepay/governance/change_control.py), in the caller's transaction; None when the merchant has no webhook."""
-    if not merchant.webhook_url:
-        return None
-    delivery = WebhookDelivery(merchant=merchant, payment_request=None, type=event_type, created_at=now)
-    delivery.payload = {
-        "id": str(delivery.event_id),
-        "type": event_type,
-        "created_at": now.isoformat().replace("+00:00", "Z"),
-        "data": data,
-    }
-    delivery.next_attempt_at = now
-    delivery.save()
-    queued(delivery)
-    return delivery
-
-
-def queued(delivery: WebhookDelivery) -> None:
-    """A delivery was just saved: in Celery mode, deliver it right after the change commits, not at the next sweep."""
-    if settings.REDIS_URL:
-        from stablepay.tasks import deliver_webhook_task
-
-        transaction.on_commit(lambda: deliver_webhook_task.delay(delivery.pk))
-
-
 def deliver_due(*, now: datetime | None = None, limit: int = 100) -> int:
     """Try every delivery that is due; returns how many succeeded."""
     now = now or timezone.now()
@@ -166,40 +109,63 @@ def deliver_due(*, now: datetime | None = None, limit: int = 100) -> int:
 
 
 def deliver(delivery_id: int, *, now: datetime | None = None) -> bool:
-    """One attempt, with the row locked so two workers never send the same try."""
+    """One attempt of a delivery that is due: claimed under the row lock and committed (so two workers never
+    send the same try), posted with no lock held, then its outcome written. Returns whether it was a 2xx."""
     now = now or timezone.now()
+    delivery = _claim(delivery_id, now=now)
+    if delivery is None:
+        return False
+    body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
+    secrets = signing_secrets(delivery.merchant, now=now)
+    if not secrets:  # never sent unsigned
+        status_code, reason, ok = None, "no webhook signing secret is set", False
+    else:
+        at = int(now.timestamp())
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "stablepay-webhooks/1",
+            SIGNATURE_HEADER: sign(secrets, body, at),
+            **standard_headers(secrets, str(delivery.event_id), body, at),  # webhook-id: the payload's id
+        }
+        outcome = webhook_target.post(delivery.merchant.webhook_url, body, headers, timeout=TIMEOUT_SECONDS)
+        status_code, reason, ok = outcome.status_code, outcome.reason, outcome.ok
+        if reason.startswith("refused: "):
+            logger.warning("webhook %s of %s %s", delivery.event_id, delivery.merchant.slug, reason)
+    _record(delivery, status_code=status_code, reason=reason, ok=ok, now=now)
+    return ok
+
+
+def _claim(delivery_id: int, *, now: datetime) -> WebhookDelivery | None:
+    """The delivery, with this try counted and next_attempt_at pushed CLAIM ahead, committed; None when it
+    is delivered, not due, or being claimed by another worker right now."""
     with transaction.atomic():
         delivery = (
-            WebhookDelivery.objects.select_for_update(skip_locked=True)
+            WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("merchant")
-            .filter(pk=delivery_id, delivered_at__isnull=True)
+            .filter(pk=delivery_id, delivered_at__isnull=True, next_attempt_at__lte=now)
             .first()
         )
         if delivery is None:
-            return False
-        body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
-        secrets = signing_secrets(delivery.merchant, now=now)
+            return None
         delivery.attempts += 1
-        if not secrets:  # never sent unsigned
-            delivery.last_status_code, delivery.last_error, ok = None, "no webhook signing secret is set", False
-        else:
-            at = int(now.timestamp())
-            headers = {
-                "Content-Type": "application/json",
-                "User-Agent": "stablepay-webhooks/1",
-                SIGNATURE_HEADER: sign(secrets, body, at),
-                **standard_headers(secrets, str(delivery.event_id), body, at),  # webhook-id: the payload's id
-            }
-            outcome = webhook_target.post(delivery.merchant.webhook_url, body, headers, timeout=TIMEOUT_SECONDS)
-            delivery.last_status_code, delivery.last_error, ok = outcome.status_code, outcome.reason, outcome.ok
-            if outcome.reason.startswith("refused: "):
-                logger.warning("webhook %s of %s %s", delivery.event_id, delivery.merchant.slug, outcome.reason)
-        if ok:
-            delivery.delivered_at, delivery.next_attempt_at = now, None
-        elif delivery.attempts >= MAX_ATTEMPTS:
-            delivery.next_attempt_at = None
-            logger.error("webhook %s gave up after %d tries", delivery.event_id, delivery.attempts)
-        else:
-            delivery.next_attempt_at = now + BACKOFF[delivery.attempts - 1]
-        delivery.save()
-        return ok
+        delivery.next_attempt_at = now + CLAIM
+        delivery.save(update_fields=["attempts", "next_attempt_at"])
+    return delivery
+
+
+def _record(delivery: WebhookDelivery, *, status_code: int | None, reason: str, ok: bool, now: datetime) -> None:
+    """The try's outcome: delivered, the next try's time, or given up. A failure is written only while no
+    later try was claimed since (a claim that lapsed mid-POST); a success always is."""
+    if ok:
+        next_attempt_at, delivered_at = None, now
+    elif delivery.attempts >= MAX_ATTEMPTS:
+        next_attempt_at, delivered_at = None, None
+        logger.error("webhook %s gave up after %d tries", delivery.event_id, delivery.attempts)
+    else:
+        next_attempt_at, delivered_at = now + BACKOFF[delivery.attempts - 1], None
+    rows = WebhookDelivery.objects.filter(pk=delivery.pk, delivered_at__isnull=True)
+    if not ok:
+        rows = rows.filter(attempts=delivery.attempts)
+    rows.update(
+        last_status_code=status_code, last_error=reason, delivered_at=delivered_at, next_attempt_at=next_attempt_at
+    )

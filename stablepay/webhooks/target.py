@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import os
 import re
 import socket
 from collections.abc import Callable, Iterable, Sequence
@@ -40,7 +39,6 @@ from urllib.parse import quote, urlsplit
 
 import idna
 import urllib3
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from urllib3.exceptions import (
     ConnectTimeoutError,
@@ -51,6 +49,8 @@ from urllib3.exceptions import (
     ReadTimeoutError,
     SSLError,
 )
+
+from stablepay.conf import app_settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -123,11 +123,9 @@ def parse_allowed_hosts(value: str | Iterable[str] | AllowList | None) -> AllowL
 
 
 def allowed_hosts() -> AllowList:
-    """settings.STABLEPAY["WEBHOOK_ALLOWED_HOSTS"] when set there, else the environment variable."""
-    configured = getattr(settings, "STABLEPAY", {}).get("WEBHOOK_ALLOWED_HOSTS")
-    if configured is None:
-        configured = os.environ.get(ALLOWED_HOSTS_VARIABLE, "")
-    return parse_allowed_hosts(configured)
+    """STABLEPAY["WEBHOOK_ALLOWED_HOSTS"] when the host's settings set it, else the environment variable
+    (stablepay/conf.py)."""
+    return parse_allowed_hosts(app_settings.WEBHOOK_ALLOWED_HOSTS)
 
 
 # Reading a URL -------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from stablepay.models import PaymentRequest
-from tests.conftest import MERCHANT_MNEMONIC, LocalChain, mnemonic_address
+from tests.factories import ChainFactory, TokenFactory
+from tests.support.local_chain import MERCHANT_MNEMONIC, LocalChain, mnemonic_address
 
 BODY = {"order_reference": "MO-1001", "amount": "103.00", "currency": "MOP", "chain_id": 31337, "token": "HKDX"}
 
@@ -101,10 +102,8 @@ def test_missing_field_is_named(api: APIClient, missing: str) -> None:
 
 
 def test_token_of_another_chain_is_refused(api: APIClient, local_chain: LocalChain) -> None:
-    from stablepay.models import Chain, Token
-
-    other = Chain.objects.create(chain_id=10, name="Other", rpc_urls=["http://127.0.0.1:1"], confirmations=1)
-    Token.objects.create(chain=other, address="0x" + "11" * 20, symbol="OTHR", decimals=6, currency="HKD")
+    other = ChainFactory(chain_id=10, name="Other", rpc_urls=["http://127.0.0.1:1"], confirmations=1)
+    TokenFactory(chain=other, address="0x" + "11" * 20, symbol="OTHR")
     response = create(api, {**BODY, "token": "OTHR"})
     assert response.status_code == 400 and "token" in response.json()
     assert PaymentRequest.objects.count() == 0

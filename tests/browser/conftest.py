@@ -5,17 +5,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from django.db import connection
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from stablepay.ingest import watcher
+from tests.support.browser import ARTIFACTS
 from tests.support.chromium import ARGS, CHROMIUM
 from tests.support.services import Anvil
-
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 @pytest.fixture(scope="session")
@@ -67,36 +65,3 @@ def running_watcher(anvil: Anvil) -> Iterator[None]:
     yield
     stop.set()
     thread.join(timeout=10)
-
-
-CSP_RECORDER = """
-window.__csp = [];
-document.addEventListener("securitypolicyviolation", (e) => {
-  const where = e.sourceFile + ":" + e.lineNumber;
-  window.__csp.push(e.violatedDirective + " blocked " + (e.blockedURI || "inline") + " at " + where);
-});
-"""
-
-
-class CspWatch:
-    """Content Security Policy violations on a page, across navigations: the `securitypolicyviolation`
-    events of each document (recorded by an init script, collected before leaving it) and Chromium's
-    "Refused to ..." console errors, which it logs for every blocked script, style or connection."""
-
-    def __init__(self, page: Page) -> None:
-        self.page = page
-        self.violations: list[str] = []
-        page.add_init_script(CSP_RECORDER)
-        page.on("console", self._console)
-
-    def _console(self, message: Any) -> None:
-        if message.type == "error" and ("Content Security Policy" in message.text or "Refused to" in message.text):
-            self.violations.append(message.text)
-
-    def collect(self) -> list[str]:
-        try:
-            found: list[str] = self.page.evaluate("() => window.__csp || []")
-        except Exception:  # no document (about:blank) or one being replaced
-            return self.violations
-        self.violations.extend(v for v in found if v not in self.violations)
-        return self.violations

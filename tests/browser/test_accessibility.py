@@ -21,8 +21,8 @@ from playwright.sync_api import Page, expect
 from stablepay.ingest import watcher
 from stablepay.models import Merchant, PaymentRequest
 from tests.browser.a11y import AXE, assert_accessible, run_axe, shoot_both
-from tests.conftest import LocalChain, create_request
 from tests.support.auth import pass_second_factor, totp_device
+from tests.support.local_chain import LocalChain, create_request
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

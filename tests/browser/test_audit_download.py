@@ -13,8 +13,8 @@ from django.core.management import call_command
 from playwright.sync_api import Page, expect
 
 from stablepay.models import Merchant, PaymentRequest
-from tests.conftest import LocalChain, create_request
 from tests.support.auth import pass_second_factor_if_required
+from tests.support.local_chain import LocalChain, create_request
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 
 from shop.models import Order
 from tests.browser.qr_read import read_qr_codes
-from tests.conftest import LocalChain
+from tests.support.local_chain import LocalChain
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -19,9 +19,9 @@ from django.core.management import call_command
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from stablepay.models import Merchant
-from tests.browser.conftest import ARTIFACTS
-from tests.conftest import LocalChain, create_request
 from tests.support.auth import pass_second_factor, totp_device
+from tests.support.browser import ARTIFACTS
+from tests.support.local_chain import LocalChain, create_request
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -220,7 +220,7 @@ def test_the_checkout_rate_limit_page_is_clear_and_clean(
     watched: Watched, live_server: Any, demo_store: LocalChain, settings: Any
 ) -> None:
     """A shopper over the per-IP checkout limit sees why, and for how long, on the checkout page (429)."""
-    settings.STABLEPAY_RATE_LIMITS = {**settings.STABLEPAY_RATE_LIMITS, "PER_IP": "1/60", "REDIS_URL": ""}
+    settings.STABLEPAY = {**settings.STABLEPAY, "RATE_LIMIT_PER_IP": "1/60", "RATE_LIMIT_REDIS_URL": ""}
     page = watched.page
     statuses: list[int] = []
     page.on("response", lambda r: statuses.append(r.status) if r.request.method == "POST" else None)

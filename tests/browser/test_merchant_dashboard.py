@@ -20,8 +20,8 @@ from playwright.sync_api import Page, expect
 
 from stablepay.merchant import selectors
 from stablepay.models import Merchant, PaymentRequest, Transfer, WebhookDelivery
-from tests.conftest import LocalChain, create_request
 from tests.support.ledger_triggers import ledger_unguarded
+from tests.support.local_chain import LocalChain, create_request
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

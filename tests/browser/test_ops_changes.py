@@ -14,10 +14,10 @@ from django.contrib.auth.models import User
 from playwright.sync_api import Page, expect
 
 from stablepay.models import ChangeProposal, ChangeState, Merchant
-from tests.browser.test_ops_console import shoot
-from tests.conftest import MERCHANT_MNEMONIC, LocalChain, account_xpub, mnemonic_address
-from tests.ops.conftest import CONSOLE, PASSWORD, make_user
 from tests.support.auth import pass_second_factor_if_required
+from tests.support.browser import shoot
+from tests.support.local_chain import MERCHANT_MNEMONIC, LocalChain, account_xpub, mnemonic_address
+from tests.support.ops import CONSOLE, PASSWORD, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

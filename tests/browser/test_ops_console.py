@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
@@ -21,11 +20,10 @@ from shop.models import Order, Storefront
 from shop.services import cart_add, order_place
 from stablepay.ledger import services
 from stablepay.models import ActionState, OpsAction, PaymentRequest
-from tests.browser.conftest import ARTIFACTS
-from tests.conftest import LocalChain
-from tests.ops.conftest import APPROVE, CONSOLE, PASSWORD, make_user
-from tests.ops.conftest import expect as expect_state
-from tests.support.auth import pass_second_factor_if_required
+from tests.support.browser import shoot, sign_in
+from tests.support.local_chain import LocalChain
+from tests.support.ops import APPROVE, CONSOLE, make_user
+from tests.support.ops import expect as expect_state
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -55,24 +53,6 @@ def expire_now(pr: PaymentRequest) -> None:
     expires_at = last_mined + timedelta(seconds=1)
     PaymentRequest.objects.filter(pk=pr.pk).update(expires_at=expires_at)
     services.payment_requests_expire(now=max(timezone.now(), expires_at + timedelta(seconds=1)))
-
-
-def shoot(page: Page, name: str) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / f"ops-{name}.png"
-    page.evaluate("window.scrollTo(0, 0)")  # the sticky header at the top of the full-page image
-    page.screenshot(path=str(path), full_page=True)
-    return path
-
-
-def sign_in(page: Page, base_url: str, username: str, *, next_path: str = "/ops/") -> None:
-    page.goto(f"{base_url}{next_path}")
-    expect(page).to_have_url(re.compile(r"/accounts/login/\?next="))
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    pass_second_factor_if_required(page, username)
-    page.wait_for_url(re.compile(re.escape(next_path) + r"$"))
 
 
 def phone_shots(browser: Browser, base_url: str, username: str, shots: dict[str, str]) -> None:

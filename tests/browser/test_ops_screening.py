@@ -13,11 +13,10 @@ from playwright.sync_api import Browser, Page, expect
 
 from stablepay.models import ActionState, Merchant, OpsAction
 from tests.browser.a11y import PHONE, assert_accessible, shoot_both
-from tests.browser.conftest import CspWatch
-from tests.browser.test_ops_console import sign_in
-from tests.conftest import LocalChain
-from tests.ops.conftest import APPROVE, CONSOLE, ScreenedPayments, make_user
-from tests.ops.conftest import expect as expect_state
+from tests.support.browser import CspWatch, sign_in
+from tests.support.local_chain import LocalChain
+from tests.support.ops import APPROVE, CONSOLE, ScreenedPayments, make_user
+from tests.support.ops import expect as expect_state
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

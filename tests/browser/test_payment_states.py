@@ -19,7 +19,7 @@ from stablepay.ingest import watcher
 from stablepay.models import Merchant, PaymentRequest
 from stablepay.money import base_units_to_decimal, format_token
 from tests.browser.a11y import shoot_both
-from tests.conftest import LocalChain, create_request
+from tests.support.local_chain import LocalChain, create_request
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from stablepay.api.serializers import payment_request_data
+from stablepay.ledger.representation import payment_request_data
 from stablepay.models import Merchant, PaymentRequest
 from stablepay.money import base_units_to_decimal, format_token
-from tests.browser.conftest import ARTIFACTS
 from tests.browser.qr_read import quiet_zone_modules, read_qr_codes
-from tests.conftest import LocalChain, create_request
+from tests.support.browser import ARTIFACTS
+from tests.support.local_chain import LocalChain, create_request
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

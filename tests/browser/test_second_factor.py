@@ -22,8 +22,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp_webauthn.models import WebAuthnCredential
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import ARTIFACTS, CspWatch
-from tests.ops.conftest import APPROVE, CONSOLE, PASSWORD, make_user
+from tests.support.browser import ARTIFACTS, CspWatch
+from tests.support.ops import APPROVE, CONSOLE, PASSWORD, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

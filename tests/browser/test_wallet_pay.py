@@ -27,8 +27,8 @@ from shop.models import Order
 from stablepay.dev import chain as devchain
 from stablepay.models import Chain, Merchant, PaymentRequest
 from tests.browser.a11y import assert_accessible
-from tests.browser.conftest import ARTIFACTS, CspWatch
-from tests.conftest import LocalChain, create_request
+from tests.support.browser import ARTIFACTS, CspWatch
+from tests.support.local_chain import LocalChain, create_request
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from playwright.sync_api import Page, expect
 
 from stablepay.models import Merchant
-from tests.conftest import LocalChain
+from tests.support.local_chain import LocalChain
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -11,7 +11,7 @@ from django.db import connection
 from stablepay.chain.addresses import XpubError, derive_address, parse_xpub
 from stablepay.ledger import services
 from stablepay.models import Merchant, PaymentRequest
-from tests.conftest import MERCHANT_MNEMONIC, LocalChain, account_xpub, mnemonic_address
+from tests.support.local_chain import MERCHANT_MNEMONIC, LocalChain, account_xpub, mnemonic_address
 
 
 @pytest.mark.parametrize("index", [0, 1, 2, 19, 1000, 2**31 - 1])

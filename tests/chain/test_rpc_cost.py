@@ -17,8 +17,7 @@ from django.utils import timezone
 from stablepay.chain.rpc import RpcChainReader
 from stablepay.ingest import watcher
 from stablepay.models import Chain, Merchant, PaymentRequest, Token, Transfer
-from tests.conftest import LocalChain, create_request
-from tests.ingest.test_engine_anvil import send_raw_transfer
+from tests.support.local_chain import LocalChain, create_request, send_raw_transfer
 from tests.support.rpc_proxy import FaultProxy
 
 

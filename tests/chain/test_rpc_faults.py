@@ -9,7 +9,7 @@ import pytest
 from stablepay.chain.reader import TRANSFER_TOPIC
 from stablepay.ingest.watcher import scan_once
 from stablepay.models import Chain, Merchant, PaymentRequest, Transfer
-from tests.conftest import LocalChain, create_request
+from tests.support.local_chain import LocalChain, create_request
 from tests.support.rpc_proxy import FaultProxy
 
 

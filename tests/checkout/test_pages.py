@@ -7,7 +7,7 @@ from django.test import Client
 
 from stablepay.ingest import health
 from stablepay.models import Chain, Cursor, Merchant, PaymentRequest
-from tests.conftest import LocalChain, create_request
+from tests.support.local_chain import LocalChain, create_request
 from tests.support.services import free_port
 
 

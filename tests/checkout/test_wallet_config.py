@@ -8,7 +8,7 @@ import pytest
 
 from stablepay.checkout.wallet import public_rpc_urls, wallet_config
 from stablepay.models import Chain, Merchant
-from tests.conftest import LocalChain, create_request
+from tests.support.local_chain import LocalChain, create_request
 
 pytestmark = pytest.mark.django_db
 

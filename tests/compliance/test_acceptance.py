@@ -24,9 +24,9 @@ from stablepay.ops.services import (
     ops_action_request,
 )
 from stablepay.webhooks import delivery as webhooks
-from tests.compliance.conftest import PAYER, deny, transfer_of
-from tests.conftest import LocalChain
-from tests.ops.conftest import expect
+from tests.support.local_chain import LocalChain
+from tests.support.ops import expect
+from tests.support.screening import PAYER, deny, transfer_of
 from tests.support.webhook_receiver import VerifyingReceiver
 
 SECRET = "whsec-screening-0123456789abcdef"

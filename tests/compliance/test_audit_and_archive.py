@@ -16,11 +16,11 @@ from rest_framework.test import APIClient
 from stablepay.compliance import audit_bundle, screening
 from stablepay.models import Merchant, Transfer
 from stablepay.ops.services import ops_action_request
-from tests.compliance.conftest import DUE, OTHER_PAYER, PAYER, deny, screening_settings, transfer_of
-from tests.compliance.test_audit_bundle import download, verify, write
-from tests.conftest import LocalChain, create_request
-from tests.ledger.test_retention import _command, _lines, _raw_lines, copy_database, manage  # noqa: F401
-from tests.ops.conftest import expect
+from tests.support.audit_bundles import download, verify, write
+from tests.support.ledger_copies import archive_lines, archive_raw_lines, command_json, manage
+from tests.support.local_chain import LocalChain, create_request
+from tests.support.ops import expect
+from tests.support.screening import DUE, OTHER_PAYER, PAYER, deny, screening_settings, transfer_of
 
 REASON = "OFAC SDN list 2026-11-20: test entry"
 
@@ -76,7 +76,7 @@ def test_an_archive_carries_the_screening_columns_to_another_copy(
     merchant: Merchant,
     settings: Any,
     tmp_path: Path,
-    copy_database: str,  # noqa: F811
+    copy_database: str,
 ) -> None:
     deny(PAYER, REASON)
     hit, clear = create_request(merchant, order_reference="ARC-HIT"), create_request(merchant, order_reference="ARC-OK")
@@ -98,9 +98,9 @@ def test_an_archive_carries_the_screening_columns_to_another_copy(
     today = timezone.now().date()
     window = ("--from", str(today - timedelta(days=1)), "--to", str(today + timedelta(days=1)))
     archive = tmp_path / "ledger.jsonl.gz"
-    _command("stablepay_export_ledger", *window, "--output", str(archive))
-    header = _lines(archive)[0]
-    transfers = {row["key"][1]: row["data"] for row in _lines(archive) if row.get("kind") == "transfer"}
+    command_json("stablepay_export_ledger", *window, "--output", str(archive))
+    header = archive_lines(archive)[0]
+    transfers = {row["key"][1]: row["data"] for row in archive_lines(archive) if row.get("kind") == "transfer"}
     assert len(transfers) == Transfer.objects.count() == 3
     for t in Transfer.objects.all():
         data = transfers[t.tx_hash]
@@ -121,8 +121,8 @@ def test_an_archive_carries_the_screening_columns_to_another_copy(
     reexport = tmp_path / "copy.jsonl.gz"
     done = manage(copy_database, "stablepay_export_ledger", *window, "--output", str(reexport))
     assert done.returncode == 0, done.stderr
-    assert _raw_lines(reexport)[1:-1] == _raw_lines(archive)[1:-1]
-    assert _lines(reexport)[0]["counts"] == header["counts"]
+    assert archive_raw_lines(reexport)[1:-1] == archive_raw_lines(archive)[1:-1]
+    assert archive_lines(reexport)[0]["counts"] == header["counts"]
 
     # The copy guards the screening columns too: an answered result cannot be rewritten there.
     probe = (

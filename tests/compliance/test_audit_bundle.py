@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-from io import StringIO
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +13,14 @@ import pytest
 from bip_utils import Bip32Secp256k1, Bip39SeedGenerator
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.contrib.auth.models import Permission, User
-from django.core.management import call_command
 from django.test import Client
 from rest_framework.test import APIClient
 
 from stablepay.compliance import audit_bundle
 from stablepay.models import Merchant, PaymentRequest
-from tests.conftest import MERCHANT_MNEMONIC, LocalChain, create_request
+from tests.support.audit_bundles import download, verify, write
 from tests.support.auth import login_as
+from tests.support.local_chain import MERCHANT_MNEMONIC, LocalChain, create_request
 
 DUE = 10_000_000  # 10.00 HKD in HKDX (6 decimals) at HKD/HKD 1
 
@@ -34,30 +33,6 @@ def paid(local_chain: LocalChain, merchant: Merchant) -> tuple[PaymentRequest, s
     pr.refresh_from_db()
     assert pr.status == "paid"
     return pr, tx
-
-
-def verify(path: Path, *args: str) -> tuple[int, dict[str, Any]]:
-    out = StringIO()
-    try:
-        call_command("stablepay_verify_bundle", str(path), *args, stdout=out)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return code, json.loads(out.getvalue())
-
-
-def download(api: APIClient, pr: PaymentRequest) -> bytes:
-    response = api.get(f"/api/v1/payment-requests/{pr.pk}/audit/")
-    assert response.status_code == 200, response.content
-    assert response["Content-Type"] == "application/json"
-    assert response["Content-Disposition"] == f'attachment; filename="stablepay-audit-{pr.pk}.json"'
-    return bytes(response.content)
-
-
-def write(tmp_path: Path, data: bytes, name: str = "bundle.json") -> Path:
-    path = tmp_path / name
-    path.write_bytes(data)
-    return path
 
 
 def resigned(document: dict[str, Any]) -> bytes:
@@ -115,7 +90,7 @@ def test_a_paid_requests_bundle_holds_the_evidence_and_verifies_offline_and_on_c
 def test_the_merchants_xpub_re_derives_the_deposit_address(
     api: APIClient, paid: tuple[PaymentRequest, str], merchant: Merchant, tmp_path: Path
 ) -> None:
-    from tests.conftest import OTHER_MNEMONIC, account_xpub
+    from tests.support.local_chain import OTHER_MNEMONIC, account_xpub
 
     pr, _ = paid
     path = write(tmp_path, download(api, pr))
@@ -324,7 +299,7 @@ def test_a_refunded_requests_bundle_holds_the_ops_action_and_its_timeline(
 ) -> None:
     from stablepay.dev import chain as devchain
     from stablepay.ops import services as ops_services
-    from tests.ops.conftest import Exceptions
+    from tests.support.ops import Exceptions
 
     pr = Exceptions(local_chain, merchant).overpaid()  # 20 HKDX for a 10.00 HKD request
     _user("olivia", "stablepay.ops_console")

@@ -13,7 +13,11 @@ from django.test import Client
 
 from stablepay.ingest import watcher
 from stablepay.models import Merchant, ScreeningListEntry
-from tests.compliance.conftest import (
+from tests.compliance.service import ScreeningService
+from tests.support.auth import login_as
+from tests.support.local_chain import LocalChain, create_request
+from tests.support.ops import expect
+from tests.support.screening import (
     DUE,
     OTHER_PAYER,
     PAYER,
@@ -23,10 +27,6 @@ from tests.compliance.conftest import (
     screening_settings,
     transfer_of,
 )
-from tests.compliance.service import ScreeningService
-from tests.conftest import LocalChain, create_request
-from tests.ops.conftest import expect
-from tests.support.auth import login_as
 
 BACKENDS = "tests.compliance.backends."
 

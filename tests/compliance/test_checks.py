@@ -1,4 +1,4 @@
-"""The system checks of the screening settings (stablepay/compliance/screening_checks.py): a typo stops start-up
+"""The system checks of the screening settings (stablepay/conf.py): a typo stops start-up
 (stablepay.E111 backend, E112 fail-open amount, E113 HTTP backend, E114 retry interval), in-process
 and through `manage.py check` with the environment variables a deployment sets."""
 
@@ -14,14 +14,14 @@ from django.core.checks import Error
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from stablepay.compliance.screening_checks import screening_settings_check
-from tests.compliance.conftest import screening_settings
+from stablepay.conf import settings_check
+from tests.support.screening import screening_settings
 from tests.support.services import REPO_ROOT
 
 
 def ids(settings: Any, **options: Any) -> list[str]:
     screening_settings(settings, **options)
-    errors = screening_settings_check()
+    errors = settings_check()
     assert all(isinstance(e, Error) for e in errors)
     return [e.id for e in errors]  # type: ignore[misc]
 

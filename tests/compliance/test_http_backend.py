@@ -12,7 +12,10 @@ import pytest
 from stablepay.dev import chain as devchain
 from stablepay.ingest import watcher
 from stablepay.models import Merchant, Token
-from tests.compliance.conftest import (
+from tests.compliance.service import ScreeningService
+from tests.support.local_chain import FUNDED, LocalChain, create_request
+from tests.support.ops import expect
+from tests.support.screening import (
     DUE,
     OTHER_PAYER,
     PAYER,
@@ -21,9 +24,6 @@ from tests.compliance.conftest import (
     screening_settings,
     transfer_of,
 )
-from tests.compliance.service import ScreeningService
-from tests.conftest import FUNDED, LocalChain, create_request
-from tests.ops.conftest import expect
 from tests.support.services import free_port
 
 

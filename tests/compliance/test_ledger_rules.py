@@ -18,10 +18,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from stablepay.models import Merchant, Transfer
-from tests.compliance.conftest import DUE, OTHER_PAYER, deny, screening_settings, transfer_of
-from tests.conftest import LocalChain, create_request
-from tests.ledger.test_retention import manage, raw, refused
-from tests.ledger.test_retention_sqlite import sqlite_url  # noqa: F401 - fixture
+from tests.support.ledger_copies import manage, raw, refused
+from tests.support.local_chain import LocalChain, create_request
+from tests.support.screening import DUE, OTHER_PAYER, deny, screening_settings, transfer_of
 
 PROBE = Path(__file__).with_name("sqlite_screening_probe.py")
 RECORDED = "screening result is already recorded"
@@ -89,7 +88,7 @@ def test_postgres_keeps_an_answer_and_takes_one_late_answer(
     assert Transfer.objects.get(pk=pk["clear"]).amount_base_units == Decimal(DUE)
 
 
-def test_sqlite_migrations_keep_every_ledger_trigger_and_the_screening_rule(sqlite_url: str) -> None:  # noqa: F811
+def test_sqlite_migrations_keep_every_ledger_trigger_and_the_screening_rule(sqlite_url: str) -> None:
     run = manage(sqlite_url, "shell", "-c", f"exec(open({str(PROBE)!r}).read())")
     assert run.returncode == 0, run.stderr
     line = next(x for x in run.stdout.splitlines() if x.startswith("RESULT "))

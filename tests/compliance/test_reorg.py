@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from stablepay.dev import chain as devchain
 from stablepay.models import Merchant, PaymentRequest, Transfer
-from tests.compliance.conftest import DUE, PAYER
 from tests.compliance.service import ScreeningService
-from tests.conftest import LocalChain, create_request
-from tests.ingest.test_engine_anvil import send_raw_transfer
-from tests.ops.conftest import expect
+from tests.support.local_chain import LocalChain, create_request, send_raw_transfer
+from tests.support.ops import expect
+from tests.support.screening import DUE, PAYER
 
 
 def _no_hold_ever(pr: PaymentRequest) -> None:

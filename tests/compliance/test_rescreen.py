@@ -19,10 +19,10 @@ from stablepay.ingest import watcher
 from stablepay.ledger import reconcile, services
 from stablepay.models import ActionState, Merchant, Transfer
 from stablepay.ops.services import ops_action_approve, ops_action_request
-from tests.compliance.conftest import DUE, PAYER, screening_settings, transfer_of
 from tests.compliance.service import ScreeningService
-from tests.conftest import LocalChain, create_request
-from tests.ops.conftest import expect
+from tests.support.local_chain import LocalChain, create_request
+from tests.support.ops import expect
+from tests.support.screening import DUE, PAYER, screening_settings, transfer_of
 
 RETRY = timedelta(seconds=60)  # the default SCREENING_RETRY_SECONDS
 

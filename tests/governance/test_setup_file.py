@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
-from stablepay.api.authentication import hash_api_key
 from stablepay.models import Chain, FxRate, Merchant, Token
-from tests.conftest import LocalChain, setup_document
+from stablepay.registry.api_keys import hash_api_key
+from tests.support.local_chain import LocalChain, setup_document
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,8 +9,8 @@ import pytest
 from django.core.management import call_command
 
 from stablepay.models import Merchant, Transfer
-from tests.conftest import LocalChain, create_request
 from tests.support.ledger_triggers import ledger_unguarded
+from tests.support.local_chain import LocalChain, create_request
 
 
 def audit(local_chain: LocalChain, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict]:  # type: ignore[type-arg]

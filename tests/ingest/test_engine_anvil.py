@@ -29,7 +29,13 @@ from stablepay.dev import chain as devchain
 from stablepay.ledger import services
 from stablepay.ledger.signals import payment_request_status_changed
 from stablepay.models import Event, Merchant, PaymentRequest, Transfer
-from tests.conftest import LocalChain, create_request, ledger_snapshot, subprocess_database_url
+from tests.support.local_chain import (
+    LocalChain,
+    create_request,
+    ledger_snapshot,
+    send_raw_transfer,
+    subprocess_database_url,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,16 +54,6 @@ def state(request: PaymentRequest) -> tuple[str, str]:
 def paid_units(request: PaymentRequest) -> int:
     request.refresh_from_db()
     return int(request.amount_paid_base_units)
-
-
-def send_raw_transfer(local_chain: LocalChain, to: str, amount: int, *, sender_index: int = 1) -> tuple[str, str]:
-    """Sign and send an HKDX transfer ourselves; returns (raw signed tx hex, tx hash) for re-inclusion."""
-    w3 = local_chain.anvil.w3
-    raw = devchain.send_transfer_raw(w3, local_chain.tokens["HKDX"], to, amount, sender_index=sender_index)
-    tx_hash = local_chain.anvil.rpc("eth_sendRawTransaction", [raw])
-    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)
-    assert receipt["status"] == 1
-    return raw, tx_hash
 
 
 def head(local_chain: LocalChain) -> int:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from stablepay.models import Chain, Merchant
-from tests.conftest import LocalChain, create_request
+from tests.support.local_chain import LocalChain, create_request
 from tests.support.services import Anvil
 
 

@@ -30,8 +30,8 @@ from stablepay.dev import chain as devchain
 from stablepay.ledger import services
 from stablepay.models import Chain, Merchant, Transfer
 from stablepay.ops import lookalikes
-from tests.conftest import setup_document
 from tests.support import real_coins
+from tests.support.local_chain import setup_document
 from tests.support.services import Anvil
 
 DUE = 10_000_000  # 10.00 in a 6-decimal coin

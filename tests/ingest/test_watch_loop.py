@@ -14,7 +14,7 @@ import redis
 from stablepay.chain.heads import HeadFollower, SubscriptionError, head_number
 from stablepay.ingest.watch_loop import WatchLoop
 from stablepay.models import Chain, Merchant, PaymentRequest
-from tests.conftest import LocalChain, create_request
+from tests.support.local_chain import LocalChain, create_request
 from tests.support.services import Anvil, free_port, redis_url
 
 pytestmark = pytest.mark.django_db(transaction=True)

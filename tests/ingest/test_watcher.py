@@ -12,7 +12,7 @@ from stablepay.ingest import watcher
 from stablepay.ledger import services
 from stablepay.ledger.signals import payment_request_status_changed
 from stablepay.models import Chain, Merchant, PaymentRequest, Transfer
-from tests.conftest import LocalChain, create_request
+from tests.support.local_chain import LocalChain, create_request
 
 
 def new_request(merchant: Merchant) -> PaymentRequest:

@@ -21,10 +21,9 @@ from typing import Any
 from django.db import connection
 
 from stablepay.dev import chain as devchain
-from tests.conftest import MERCHANT_MNEMONIC, account_xpub
 from tests.ledger.base_units_scenario import BIG, DUE, REST, SUPPLY, run, setup_document
-from tests.ledger.test_retention import manage
-from tests.ledger.test_retention_sqlite import sqlite_url  # noqa: F401 - fixture
+from tests.support.ledger_copies import manage
+from tests.support.local_chain import MERCHANT_MNEMONIC, account_xpub
 from tests.support.services import Anvil
 
 PRICE_CENTS = 10_000  # 100.00 MOP
@@ -84,7 +83,7 @@ def test_postgres_keeps_78_digit_base_units_exactly(anvil: Anvil, tmp_path: Path
     _check(run(**_chain(anvil, tmp_path)))
 
 
-def test_sqlite_keeps_78_digit_base_units_exactly(anvil: Anvil, tmp_path: Path, sqlite_url: str) -> None:  # noqa: F811
+def test_sqlite_keeps_78_digit_base_units_exactly(anvil: Anvil, tmp_path: Path, sqlite_url: str) -> None:
     arguments = json.dumps(_chain(anvil, tmp_path))
     done = manage(sqlite_url, "shell", "-c", f"from tests.ledger.base_units_scenario import main; main({arguments!r})")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -92,7 +91,7 @@ def test_sqlite_keeps_78_digit_base_units_exactly(anvil: Anvil, tmp_path: Path, 
     _check(json.loads(line.removeprefix("RESULT ")))
 
 
-def test_sqlite_upgrade_keeps_amounts_triggers_and_refuses_inexact_ones(sqlite_url: str) -> None:  # noqa: F811
+def test_sqlite_upgrade_keeps_amounts_triggers_and_refuses_inexact_ones(sqlite_url: str) -> None:
     """Migration 0014 on a database that already holds amounts (down to 0013 and up again), then what the
     new columns refuse from any client, and amounts of different lengths compared and sorted in SQL."""
     run_probe = manage(sqlite_url, "shell", "-c", f"exec(open({str(PROBE)!r}).read())")

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from django.db import connection, transaction
 
-from stablepay.api.serializers import payment_request_data
 from stablepay.ledger import bulk_reconcile, services
+from stablepay.ledger.representation import payment_request_data
 from stablepay.ledger.signals import payment_request_status_changed, payment_requests_status_changed
 from stablepay.models import (
     Event,

@@ -12,16 +12,7 @@ import psycopg
 
 from stablepay.ledger import archive as ledger_archive
 from stablepay.models import PaymentRequest
-from tests.ledger.test_retention import (  # noqa: F401 - fixtures
-    RANGE,
-    _command,
-    _lines,
-    copy_database,
-    full_ledger,
-    ledger,
-    manage,
-    users,
-)
+from tests.support.ledger_copies import RANGE, archive_lines, command_json, manage
 from tests.support.random_ledgers import World
 
 TABLE = {"HKD/MOP": "1.03", "USD/HKD": "7.8"}
@@ -36,7 +27,7 @@ def _write_without_fx_rates(source: Path, target: Path) -> None:
     """The archive as a version before `fx_rates` wrote it: no such key, and a valid trailer."""
     import hashlib
 
-    lines = _lines(source)
+    lines = archive_lines(source)
     body = []
     for row in lines[:-1]:
         if row.get("kind") == "payment_request":
@@ -48,19 +39,19 @@ def _write_without_fx_rates(source: Path, target: Path) -> None:
 
 
 def test_fx_rates_round_trip_and_older_archives_still_import(
-    full_ledger: World,  # noqa: F811
+    full_ledger: World,
     tmp_path: Path,
-    copy_database: str,  # noqa: F811
+    copy_database: str,
 ) -> None:
     PaymentRequest.objects.update(fx_rates=TABLE)
     archive = tmp_path / "ledger.jsonl.gz"
-    _command("stablepay_export_ledger", *RANGE, "--output", str(archive))
-    exported = [r for r in _lines(archive)[1:-1] if r["kind"] == "payment_request"]
+    command_json("stablepay_export_ledger", *RANGE, "--output", str(archive))
+    exported = [r for r in archive_lines(archive)[1:-1] if r["kind"] == "payment_request"]
     assert exported and all(r["data"]["fx_rates"] == TABLE for r in exported)
 
     old = tmp_path / "old.jsonl.gz"
     _write_without_fx_rates(archive, old)
-    assert all("fx_rates" not in r["data"] for r in _lines(old)[1:-1] if r["kind"] == "payment_request")
+    assert all("fx_rates" not in r["data"] for r in archive_lines(old)[1:-1] if r["kind"] == "payment_request")
     # Into this database (rows already here): nothing to compare on the missing field, nothing written.
     assert set(ledger_archive.import_archive(old)["created"].values()) == {0}
     # Into another copy: imported, with no table recorded.
@@ -71,13 +62,13 @@ def test_fx_rates_round_trip_and_older_archives_still_import(
 
 
 def test_fx_rates_are_carried_to_another_copy(
-    full_ledger: World,  # noqa: F811
+    full_ledger: World,
     tmp_path: Path,
-    copy_database: str,  # noqa: F811
+    copy_database: str,
 ) -> None:
     PaymentRequest.objects.update(fx_rates=TABLE)
     archive = tmp_path / "ledger.jsonl.gz"
-    _command("stablepay_export_ledger", *RANGE, "--output", str(archive))
+    command_json("stablepay_export_ledger", *RANGE, "--output", str(archive))
     done = manage(copy_database, "stablepay_import_ledger", str(archive))
     assert done.returncode == 0, done.stderr
     copied = _copy_rates(copy_database)

@@ -14,6 +14,7 @@ from django.core.management import CommandError, call_command
 from stablepay.ledger.bulk_reconcile import payment_requests_reconcile_all
 from stablepay.ledger.report import CHECKS, ledger_report, ledger_report_per_row
 from stablepay.models import Event, PaymentRequest, Transfer
+from tests.factories import PaymentRequestFactory, TransferFactory
 from tests.support.ledger_triggers import ledger_unguarded
 from tests.support.random_ledgers import NOW, World, random_ledger
 
@@ -21,41 +22,32 @@ pytestmark = pytest.mark.django_db
 
 
 def _request(world: World, i: int, *, status: str = "open", expired: bool = False) -> PaymentRequest:
-    expires = NOW + timedelta(minutes=-5 if expired else 15)
-    return PaymentRequest.objects.create(
+    """10.00 HKD in HKDX (6 decimals, rate 1): due 10_000_000 base units."""
+    return PaymentRequestFactory(
         merchant=world.merchants[1],  # no tolerance, no webhook
         token=world.tokens[0],
         order_reference=f"K-{i}",
-        amount=Decimal("10.00"),
-        currency="HKD",
-        rate=Decimal("1"),
-        amount_due_base_units=Decimal(10_000_000),
         pay_to="0x" + f"{i:040x}",
         derivation_index=i,
         status=status,
         created_at=NOW - timedelta(minutes=20),
-        expires_at=expires,
-        watch_until=expires + timedelta(days=7),
+        expires_at=NOW + timedelta(minutes=-5 if expired else 15),
     )
 
 
 def _pay(request: PaymentRequest, n: int, *, amount: int = 10_000_000, **fields: Any) -> Transfer:
     values: dict[str, Any] = {
-        "chain": request.token.chain,
-        "token": request.token,
-        "payment_request": request,
         "tx_hash": "0x" + f"{n:064x}",
-        "log_index": 0,
         "block_number": 900,
         "block_hash": "0x" + "b" * 64,
         "block_timestamp": NOW - timedelta(minutes=10),
         "from_address": "0x" + "f" * 40,
-        "to_address": request.pay_to,
         "amount_base_units": Decimal(amount),
         "state": "confirmed",
         **fields,
     }
-    return Transfer.objects.create(**values)
+    transfer: Transfer = TransferFactory(payment_request=request, **values)
+    return transfer
 
 
 def _both(**kwargs: Any) -> dict[str, Any]:

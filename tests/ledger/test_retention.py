@@ -6,70 +6,38 @@ subprocesses (tests/ledger/test_retention_sqlite.py).
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
-import os
-import random
 import re
-import subprocess
-import sys
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
-from django.db import IntegrityError, connection, transaction
+from django.db import connection
 from django.db.models import F
 from django.test import Client
 
 from stablepay.ledger import archive as ledger_archive
 from stablepay.ledger import retention
 from stablepay.models import Event, OpsAction, PaymentRequest, Transfer
+from tests.factories import EventFactory, TransferFactory
 from tests.support.auth import login_as
-from tests.support.random_ledgers import NOW, World, random_ledger
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def refused(fn: Any) -> str:
-    """Run fn in a savepoint; it must fail with an IntegrityError. Returns the message."""
-    with pytest.raises(IntegrityError) as info, transaction.atomic():
-        fn()
-    return str(info.value)
-
-
-def raw(sql: str, params: list[Any] | None = None) -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params or [])
-        return cursor.rowcount
-
-
-@pytest.fixture
-def ledger(world: World) -> World:
-    random_ledger(world, random.Random(8), 30)
-    return world
-
-
-@pytest.fixture
-def users(db: None) -> tuple[User, User]:
-    return User.objects.create_user("ops-ann"), User.objects.create_user("ops-ben")
-
-
-def _ops(request: PaymentRequest, by: User, at: datetime, **kwargs: Any) -> OpsAction:
-    fields: dict[str, Any] = {
-        "action": "refund",
-        "note": "paid twice",
-        "exception": "overpaid",
-        "refund_address": "0x" + "9" * 40,
-        "state": "pending_approval",
-    }
-    return OpsAction.objects.create(payment_request=request, requested_by=by, requested_at=at, **(fields | kwargs))
-
+from tests.support.ledger_copies import (
+    RANGE,
+    archive_lines,
+    archive_raw_lines,
+    command_json,
+    manage,
+    ops_action,
+    raw,
+    refused,
+    rewrite_archive,
+)
+from tests.support.random_ledgers import NOW, World
 
 # --- append-only ----------------------------------------------------------------------------------
 
@@ -129,7 +97,7 @@ def test_ops_action_decision_once_facts_never(ledger: World, users: tuple[User, 
     ann, ben = users
     pr = PaymentRequest.objects.first()
     assert pr is not None
-    op = _ops(pr, ann, NOW)
+    op = ops_action(pr, ann, NOW)
     refused(lambda: OpsAction.objects.filter(pk=op.pk).update(refund_address="0x" + "1" * 40))
     refused(lambda: OpsAction.objects.filter(pk=op.pk).update(requested_by=ben))
     refused(lambda: OpsAction.objects.filter(pk=op.pk).update(note="other reason"))
@@ -161,7 +129,7 @@ def test_admin_cannot_change_or_delete_ledger_rows(ledger: World, client: Client
     assert Transfer.objects.filter(pk=t.pk, amount_base_units=t.amount_base_units).exists()
     pr = PaymentRequest.objects.first()
     assert pr is not None
-    op = _ops(pr, admin, NOW)
+    op = ops_action(pr, admin, NOW)
     assert client.get(f"/admin/stablepay/opsaction/{op.pk}/delete/").status_code == 403
     assert OpsAction.objects.filter(pk=op.pk).exists()
 
@@ -181,32 +149,28 @@ def test_purge_deletes_only_rows_past_the_retention_period(
     old_at = now - timedelta(days=365 * 7 + 10)  # past 7 years
     mid_at = now - timedelta(days=365 * 6)  # within 7 years, past 5
     for i, at in enumerate((old_at, mid_at)):
-        Transfer.objects.create(
-            chain=young_transfer.chain,
+        TransferFactory(
             token=young_transfer.token,
             payment_request=pr,
             tx_hash=f"0x{'d' * 63}{i}",
-            log_index=0,
             block_number=1,
             block_hash="0x" + "d" * 64,
             block_timestamp=at,
-            from_address="0x" + "f" * 40,
-            to_address=pr.pay_to,
             amount_base_units=Decimal(10**21 + 7),
         )
-        Event.objects.create(payment_request=pr, at=at, status="open", note=f"old {i}", actor="api")
-        _ops(pr, ann, at, state="rejected")
+        EventFactory(payment_request=pr, at=at, status="open", note=f"old {i}")
+        ops_action(pr, ann, at, state="rejected")
     totals = (Transfer.objects.count(), Event.objects.count(), OpsAction.objects.count())
 
     # Too young for a purge: the database refuses even the purge's own statement without the gate.
     refused(lambda: raw("DELETE FROM stablepay_transfer WHERE block_timestamp < %s", [now]))
 
-    out = _command("stablepay_purge_ledger", "--dry-run")
+    out = command_json("stablepay_purge_ledger", "--dry-run")
     assert out["dry_run"] is True and out["retention_years"] == 7
     assert out["would_delete"] == {"stablepay_opsaction": 1, "stablepay_event": 1, "stablepay_transfer": 1}
     assert (Transfer.objects.count(), Event.objects.count(), OpsAction.objects.count()) == totals
 
-    out = _command("stablepay_purge_ledger")
+    out = command_json("stablepay_purge_ledger")
     assert out["deleted"] == {"stablepay_opsaction": 1, "stablepay_event": 1, "stablepay_transfer": 1}
     assert not Transfer.objects.filter(block_timestamp=old_at).exists()
     assert Transfer.objects.filter(block_timestamp=mid_at).exists()
@@ -217,7 +181,7 @@ def test_purge_deletes_only_rows_past_the_retention_period(
     refused(lambda: raw("DELETE FROM stablepay_transfer WHERE block_timestamp = %s", [mid_at]))
 
     settings.STABLEPAY = settings.STABLEPAY | {"LEDGER_RETENTION_YEARS": 5}
-    assert _command("stablepay_purge_ledger")["deleted"] == {
+    assert command_json("stablepay_purge_ledger")["deleted"] == {
         "stablepay_opsaction": 1,
         "stablepay_event": 1,
         "stablepay_transfer": 1,
@@ -233,87 +197,15 @@ def test_cutoff_is_calendar_years() -> None:
     assert retention.cutoff(datetime(2032, 2, 29, 9, tzinfo=UTC), 7) == datetime(2025, 2, 28, 9, tzinfo=UTC)
 
 
-def _command(*args: str) -> dict[str, Any]:
-    from io import StringIO
-
-    out = StringIO()
-    call_command(*args, stdout=out)
-    result: dict[str, Any] = json.loads(out.getvalue())
-    return result
-
-
 # --- export and re-import -------------------------------------------------------------------------
-
-RANGE = ("--from", "2026-11-01", "--to", "2026-11-30")
-
-
-@pytest.fixture
-def full_ledger(ledger: World, users: tuple[User, User]) -> World:
-    ann, ben = users
-    requests = list(PaymentRequest.objects.order_by("id")[:3])
-    _ops(requests[0], ann, NOW - timedelta(minutes=3), state="done", decided_by=ben, decided_at=NOW, decision_note="ok")
-    _ops(requests[1], ben, NOW - timedelta(minutes=2), state="rejected", decided_by=ann, decided_at=NOW)
-    _ops(requests[2], ann, NOW - timedelta(minutes=1))
-    # Outside the range: not exported.
-    Event.objects.create(
-        payment_request=requests[0], at=datetime(2026, 10, 31, 23, 59, tzinfo=UTC), status="open", actor="x"
-    )
-    return ledger
-
-
-def _lines(path: Path) -> list[dict[str, Any]]:
-    with gzip.open(path, "rb") as gz:
-        return [json.loads(line) for line in gz.read().splitlines()]
-
-
-def _rewrite(path: Path, lines: list[bytes]) -> None:
-    with gzip.open(path, "wb") as gz:
-        gz.write(b"".join(lines))
-
-
-def _raw_lines(path: Path) -> list[bytes]:
-    with gzip.open(path, "rb") as gz:
-        return gz.read().splitlines(keepends=True)
-
-
-def _env(database_url: str) -> dict[str, str]:
-    return os.environ | {"DATABASE_URL": database_url, "REDIS_URL": os.environ.get("REDIS_URL", "")}
-
-
-def manage(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=_env(database_url),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-@pytest.fixture
-def copy_database() -> Any:
-    """A second, empty PostgreSQL database migrated by a subprocess: another copy of stablepay."""
-    s = connection.settings_dict
-    name = f"{s['NAME']}_copy"
-    admin_url = f"postgresql://{s['USER'] or 'postgres'}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
-    migrated = manage(url, "migrate", "-v0")
-    assert migrated.returncode == 0, migrated.stderr
-    yield url
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_export_reimport_gives_an_identical_ledger(full_ledger: World, tmp_path: Path, copy_database: str) -> None:
     archive = tmp_path / "ledger.jsonl.gz"
-    out = _command("stablepay_export_ledger", *RANGE, "--output", str(archive))
-    lines = _lines(archive)
+    out = command_json("stablepay_export_ledger", *RANGE, "--output", str(archive))
+    lines = archive_lines(archive)
     header, rows, trailer = lines[0], lines[1:-1], lines[-1]
-    assert out["sha256"] == trailer["sha256"] == hashlib.sha256(b"".join(_raw_lines(archive)[:-1])).hexdigest()
+    assert out["sha256"] == trailer["sha256"] == hashlib.sha256(b"".join(archive_raw_lines(archive)[:-1])).hexdigest()
     assert header["format"] == "stablepay-ledger/1" and header["from"] == "2026-11-01"
     assert header["counts"]["transfer"] == Transfer.objects.count() > 0
     assert header["counts"]["event"] == Event.objects.count() - 1  # the October one is outside
@@ -337,8 +229,8 @@ def test_export_reimport_gives_an_identical_ledger(full_ledger: World, tmp_path:
     reexport = tmp_path / "copy.jsonl.gz"
     done = manage(copy_database, "stablepay_export_ledger", *RANGE, "--output", str(reexport))
     assert done.returncode == 0, done.stderr
-    assert _raw_lines(reexport)[1:-1] == _raw_lines(archive)[1:-1]
-    assert _lines(reexport)[0]["counts"] == header["counts"]
+    assert archive_raw_lines(reexport)[1:-1] == archive_raw_lines(archive)[1:-1]
+    assert archive_lines(reexport)[0]["counts"] == header["counts"]
 
     # Importing into the database it came from changes nothing either.
     assert set(ledger_archive.import_archive(archive)["created"].values()) == {0}
@@ -346,9 +238,9 @@ def test_export_reimport_gives_an_identical_ledger(full_ledger: World, tmp_path:
 
 def test_tampered_archives_are_refused(full_ledger: World, tmp_path: Path) -> None:
     archive = tmp_path / "ledger.jsonl.gz"
-    _command("stablepay_export_ledger", *RANGE, "--output", str(archive))
-    assert _command("stablepay_import_ledger", str(archive), "--verify-only")["verified"] is True
-    good = _raw_lines(archive)
+    command_json("stablepay_export_ledger", *RANGE, "--output", str(archive))
+    assert command_json("stablepay_import_ledger", str(archive), "--verify-only")["verified"] is True
+    good = archive_raw_lines(archive)
     transfer_at = next(i for i, line in enumerate(good) if b'"kind":"transfer"' in line)
 
     # One byte changed inside a line (an amount digit).
@@ -356,22 +248,22 @@ def test_tampered_archives_are_refused(full_ledger: World, tmp_path: Path) -> No
     line = changed[transfer_at]
     at = line.index(b'"amount_base_units":"') + len(b'"amount_base_units":"')
     changed[transfer_at] = line[:at] + (b"9" if line[at : at + 1] != b"9" else b"8") + line[at + 1 :]
-    _rewrite(archive, changed)
+    rewrite_archive(archive, changed)
     with pytest.raises(CommandError, match="SHA-256 mismatch"):
         call_command("stablepay_import_ledger", str(archive))
 
     # A line removed.
-    _rewrite(archive, good[:transfer_at] + good[transfer_at + 1 :])
+    rewrite_archive(archive, good[:transfer_at] + good[transfer_at + 1 :])
     with pytest.raises(CommandError, match="lines were added or removed"):
         call_command("stablepay_import_ledger", str(archive), "--verify-only")
 
     # The trailer cut off.
-    _rewrite(archive, good[:-1])
+    rewrite_archive(archive, good[:-1])
     with pytest.raises(CommandError, match="truncated or tampered"):
         call_command("stablepay_import_ledger", str(archive))
 
     # A byte of the compressed file flipped.
-    _rewrite(archive, good)
+    rewrite_archive(archive, good)
     data = bytearray(archive.read_bytes())
     data[len(data) // 2] ^= 0x01
     archive.write_bytes(bytes(data))
@@ -382,8 +274,8 @@ def test_tampered_archives_are_refused(full_ledger: World, tmp_path: Path) -> No
 def test_a_conflicting_row_is_named_and_nothing_is_written(full_ledger: World, tmp_path: Path) -> None:
     """A forger who recomputes the digest still cannot overwrite: existing rows must match exactly."""
     archive = tmp_path / "ledger.jsonl.gz"
-    _command("stablepay_export_ledger", *RANGE, "--output", str(archive))
-    lines = _lines(archive)
+    command_json("stablepay_export_ledger", *RANGE, "--output", str(archive))
+    lines = archive_lines(archive)
     rows = lines[1:-1]
     target = next(r for r in rows if r["kind"] == "transfer")
     target["data"]["amount_base_units"] = str(int(target["data"]["amount_base_units"]) + 1)
@@ -396,7 +288,7 @@ def test_a_conflicting_row_is_named_and_nothing_is_written(full_ledger: World, t
     header = lines[0] | {"counts": lines[0]["counts"] | {"event": lines[0]["counts"]["event"] + 1}}
     body = [ledger_archive._line(obj) for obj in [header, *rows]]
     trailer = {"kind": "trailer", "lines": len(body), "sha256": hashlib.sha256(b"".join(body)).hexdigest()}
-    _rewrite(archive, [*body, ledger_archive._line(trailer)])
+    rewrite_archive(archive, [*body, ledger_archive._line(trailer)])
     events = Event.objects.count()
     named = re.escape(f"conflict: transfer {json.dumps(target['key'])}")
     with pytest.raises(CommandError, match=named + ".*amount_base_units"):
@@ -410,6 +302,6 @@ def test_export_arguments_are_checked(db: None, tmp_path: Path) -> None:
     with pytest.raises(CommandError, match="before"):
         call_command("stablepay_export_ledger", "--from", "2026-12-02", "--to", "2026-12-01")
     empty = tmp_path / "empty.jsonl.gz"
-    _command("stablepay_export_ledger", "--from", "2001-01-01", "--to", "2001-01-31", "--output", str(empty))
+    command_json("stablepay_export_ledger", "--from", "2001-01-01", "--to", "2001-01-31", "--output", str(empty))
     assert ledger_archive.read(empty)[0]["counts"] == dict.fromkeys(ledger_archive.KINDS, 0)
     assert date(2001, 1, 1).isoformat() == ledger_archive.read(empty)[0]["from"]

@@ -15,27 +15,10 @@ import pytest
 from django.db import transaction
 
 from stablepay.models import PaymentRequest, Transfer
-from tests.ledger.test_retention import (  # noqa: F401 - fixtures
-    RANGE,
-    _command,
-    _ops,
-    _raw_lines,
-    full_ledger,
-    ledger,
-    manage,
-    users,
-)
+from tests.support.ledger_copies import RANGE, archive_raw_lines, command_json, manage, ops_action
 from tests.support.random_ledgers import NOW, World, random_ledger
 
 PROBE = Path(__file__).with_name("sqlite_ledger_probe.py")
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'copy.sqlite3'}"
-    migrated = manage(url, "migrate", "-v0")
-    assert migrated.returncode == 0, migrated.stderr
-    return url
 
 
 def test_sqlite_guards_lifecycle_and_purge(sqlite_url: str) -> None:
@@ -96,15 +79,15 @@ def sqlite_safe_ledger(world: World, request: pytest.FixtureRequest) -> World:
         pytest.fail("no seed gave a ledger SQLite holds exactly")
     ann, ben = request.getfixturevalue("users")
     first, second = PaymentRequest.objects.order_by("id")[:2]
-    _ops(first, ann, NOW - timedelta(minutes=2), state="done", decided_by=ben, decided_at=NOW, decision_note="ok")
-    _ops(second, ben, NOW - timedelta(minutes=1))
+    ops_action(first, ann, NOW - timedelta(minutes=2), state="done", decided_by=ben, decided_at=NOW, decision_note="ok")
+    ops_action(second, ben, NOW - timedelta(minutes=1))
     return world
 
 
 @pytest.mark.usefixtures("sqlite_safe_ledger")
 def test_postgres_archive_reimports_into_sqlite(tmp_path: Path, sqlite_url: str) -> None:
     archive = tmp_path / "ledger.jsonl.gz"
-    header = _command("stablepay_export_ledger", *RANGE, "--output", str(archive))
+    header = command_json("stablepay_export_ledger", *RANGE, "--output", str(archive))
     assert header["lines"] > 10
     first = manage(sqlite_url, "stablepay_import_ledger", str(archive))
     assert first.returncode == 0, first.stderr
@@ -116,7 +99,7 @@ def test_postgres_archive_reimports_into_sqlite(tmp_path: Path, sqlite_url: str)
     reexport = tmp_path / "sqlite.jsonl.gz"
     done = manage(sqlite_url, "stablepay_export_ledger", *RANGE, "--output", str(reexport))
     assert done.returncode == 0, done.stderr
-    assert _raw_lines(reexport)[1:-1] == _raw_lines(archive)[1:-1]
+    assert archive_raw_lines(reexport)[1:-1] == archive_raw_lines(archive)[1:-1]
 
 
 @pytest.mark.usefixtures("full_ledger")
@@ -125,7 +108,7 @@ def test_sqlite_refuses_an_amount_it_cannot_hold_exactly(tmp_path: Path, sqlite_
     be rounded. The import reads every row back and rolls back rather than keep a rounded value. (Base units
     are exact there since migration 0014: the 10**21 + 7 transfer is not what it refuses.)"""
     archive = tmp_path / "ledger.jsonl.gz"
-    _command("stablepay_export_ledger", *RANGE, "--output", str(archive))
+    command_json("stablepay_export_ledger", *RANGE, "--output", str(archive))
     run = manage(sqlite_url, "stablepay_import_ledger", str(archive))
     assert run.returncode == 1
     assert "did not store the archived value exactly" in run.stderr

@@ -1,37 +1,19 @@
-"""Merchant dashboard fixtures: members of "acme" and "other", and a ledger of requests really paid on anvil."""
+"""Fixtures of the merchant dashboard tests: members of "acme" and "other", and a ledger of requests really
+paid on anvil (helpers: tests/support/merchant.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal
-from fractions import Fraction
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.test import Client
 from django.utils import timezone
 
 from stablepay.ledger import services
 from stablepay.models import Merchant, PaymentRequest, Status
-from tests.conftest import LocalChain, create_request
-from tests.support.auth import login_as
-
-PASSWORD = "correct-horse-battery-staple"
-
-
-def make_user(username: str, *merchants: Merchant) -> AbstractBaseUser:
-    user = get_user_model().objects.create_user(username, password=PASSWORD)
-    for merchant in merchants:
-        merchant.members.add(user)
-    return user
-
-
-def login(user: AbstractBaseUser, *, enforce_csrf_checks: bool = False) -> Client:
-    client = Client(enforce_csrf_checks=enforce_csrf_checks)
-    login_as(client, user)
-    return client
+from tests.support.local_chain import LocalChain, create_request
+from tests.support.merchant import Ledger, login, make_user
 
 
 @pytest.fixture
@@ -58,21 +40,6 @@ def member_client(member: AbstractBaseUser) -> Client:
 @pytest.fixture
 def outsider_client(outsider: AbstractBaseUser) -> Client:
     return login(outsider)
-
-
-@dataclass
-class Ledger:
-    """Requests of "acme" paid on chain, by name; `open` was never paid."""
-
-    requests: dict[str, PaymentRequest]
-
-    def __getitem__(self, name: str) -> PaymentRequest:
-        request = self.requests[name]
-        request.refresh_from_db()
-        return request
-
-    def paid(self) -> list[PaymentRequest]:
-        return [r for r in (self[name] for name in self.requests) if r.status == Status.PAID]
 
 
 # (name, amount, currency, token, how much to pay: "due" or base units)
@@ -114,10 +81,3 @@ def ledger(local_chain: LocalChain, merchant: Merchant) -> Ledger:
     ledger = Ledger(requests)
     assert sorted(r.order_reference for r in ledger.paid()) == sorted([*(p[0] for p in PLAN), "accepted"])
     return ledger
-
-
-def expected_fiat(request: PaymentRequest) -> Decimal:
-    """The fiat rule, written independently: price x received / due, rounded half up to the cent."""
-    exact = Fraction(request.amount) * int(request.amount_paid_base_units) / int(request.amount_due_base_units)
-    cents = int(exact * 100 + Fraction(1, 2))  # floor(x + 1/2) for x >= 0
-    return Decimal(cents) / 100

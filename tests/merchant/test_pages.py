@@ -17,12 +17,12 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from stablepay.api.authentication import hash_api_key
 from stablepay.merchant import selectors
 from stablepay.models import ChangeProposal, ChangeState, Merchant, PaymentRequest, Transfer, WebhookDelivery
+from stablepay.registry.api_keys import hash_api_key
 from stablepay.webhooks import delivery as webhooks
-from tests.conftest import LocalChain, create_request
-from tests.merchant.conftest import Ledger, login, make_user
+from tests.support.local_chain import LocalChain, create_request
+from tests.support.merchant import Ledger, login, make_user
 
 pytestmark = pytest.mark.django_db
 

@@ -1,7 +1,7 @@
 """The settlement report (CONTRACT §4) and its CSV against a ledger paid on a real anvil chain.
 
 The expected figures are rebuilt here from the payment requests themselves (what the watcher recorded),
-to the base unit, and the fiat rule is re-implemented independently (tests/merchant/conftest.py).
+to the base unit, and the fiat rule is re-implemented independently (tests/support/merchant.py).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from rest_framework.test import APIClient
 
 from stablepay.merchant import selectors
 from stablepay.models import Merchant, PaymentRequest, Transfer
-from tests.conftest import LocalChain
-from tests.merchant.conftest import Ledger, expected_fiat
+from tests.support.local_chain import LocalChain
+from tests.support.merchant import Ledger, expected_fiat
 
 HKT = ZoneInfo("Asia/Hong_Kong")
 URL = "/api/v1/settlements/"

@@ -1,6 +1,6 @@
 """Issue 16 part 6: accepting an underpaid or wrong-token payment is one person's decision only below
 STABLEPAY["ACCEPT_FOUR_EYES_ABOVE_HKD"]; at or above it a second ops user holding `stablepay.ops_approve`
-must approve, and nobody approves their own request. Made for real on anvil (tests/ops/conftest.py).
+must approve, and nobody approves their own request. Made for real on anvil (tests/support/ops.py).
 
 Each four-eyes test first makes the attack: one ops user (alone, or through the merchant API, or the admin's
 bulk action) marks a large shortfall paid. It used to be carried out at once; now it waits.
@@ -34,9 +34,9 @@ from stablepay.ops.services import (
     ops_action_reject,
     ops_action_request,
 )
-from tests.conftest import LocalChain, create_request
-from tests.ops.conftest import AFTER_EXPIRY, Exceptions, due, expect
 from tests.support.auth import login_as
+from tests.support.local_chain import LocalChain, create_request
+from tests.support.ops import AFTER_EXPIRY, Exceptions, due, expect
 
 pytestmark = pytest.mark.django_db
 

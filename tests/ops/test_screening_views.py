@@ -3,7 +3,7 @@ counts and configuration), the outage banner on the queue, the held request's de
 on every decision about a hold, through the pages.
 
 Every transfer is real: paid on anvil and recorded by the watcher, which screens its payer with the
-configured backend (tests.ops.conftest.ScreenedPayments: a deny-listed payer, a backend that is down).
+configured backend (tests/support/ops.py ScreenedPayments: a deny-listed payer, a backend that is down).
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from django.utils import timezone
 from stablepay.compliance import screening
 from stablepay.models import ActionState, OpsAction, PaymentRequest, Transfer
 from stablepay.ops import screening_selectors, views
-from tests.conftest import LocalChain
-from tests.ops.conftest import FLAGGED, ScreenedPayments, expect, payer
 from tests.support.auth import login_as
+from tests.support.local_chain import LocalChain
+from tests.support.ops import FLAGGED, ScreenedPayments, expect, payer
 
 pytestmark = pytest.mark.django_db
 

@@ -25,8 +25,8 @@ from stablepay.ops.services import (
     ops_action_request,
     ops_refund_tx_record,
 )
-from tests.conftest import LocalChain
-from tests.ops.conftest import Exceptions, expect
+from tests.support.local_chain import LocalChain
+from tests.support.ops import Exceptions, expect
 
 pytestmark = pytest.mark.django_db
 
@@ -46,7 +46,7 @@ def test_accept_underpaid_marks_the_shop_order_paid(
     local_chain.pay(pr.pay_to, int(pr.amount_due_base_units) // 2)
     local_chain.settle()
     from stablepay.ledger.services import payment_requests_expire
-    from tests.ops.conftest import AFTER_EXPIRY
+    from tests.support.ops import AFTER_EXPIRY
 
     payment_requests_expire(now=timezone.now() + AFTER_EXPIRY)
     expect(pr, "needs_review", "underpaid")

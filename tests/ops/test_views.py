@@ -14,9 +14,9 @@ from django.urls import reverse
 
 from stablepay.models import ActionState, OpsAction, PaymentRequest
 from stablepay.ops.services import ops_action_request
-from tests.conftest import LocalChain, create_request
-from tests.ops.conftest import Exceptions, expect
 from tests.support.auth import login_as
+from tests.support.local_chain import LocalChain, create_request
+from tests.support.ops import Exceptions, expect
 
 pytestmark = pytest.mark.django_db
 

@@ -47,9 +47,9 @@ from stablepay.ops import selectors
 from stablepay.ops.services import NotAllowed, merchant_resolve, ops_action_request
 from stablepay.registry import refdata
 from stablepay.webhooks import delivery as webhooks
-from tests.conftest import MERCHANT_MNEMONIC, LocalChain, account_xpub, create_request, mnemonic_address
-from tests.ops.conftest import CONSOLE, expect, make_user
 from tests.support.auth import login_as
+from tests.support.local_chain import MERCHANT_MNEMONIC, LocalChain, account_xpub, create_request, mnemonic_address
+from tests.support.ops import CONSOLE, expect, make_user
 from tests.support.webhook_receiver import VerifyingReceiver
 
 ATTACKER_MNEMONIC = "zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo wrong"
@@ -427,7 +427,7 @@ def test_setup_applies_and_records_announces_its_changes(
     tmp_path: Any,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    from tests.conftest import setup_document
+    from tests.support.local_chain import setup_document
 
     document = setup_document(local_chain.anvil.url, local_chain.tokens)
     document["merchants"][0] |= {

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from stablepay.models import Chain, FxRate, Token
+from stablepay.models import FxRate, Token
 from stablepay.registry import refdata
+from tests.factories import ChainFactory, MerchantFactory, TokenFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -24,8 +25,8 @@ def cached(settings: Any) -> Iterator[None]:
 
 @pytest.fixture
 def token() -> Token:
-    chain = Chain.objects.create(chain_id=31337, name="Local", rpc_urls=["http://127.0.0.1:9"])
-    return Token.objects.create(chain=chain, address="0x" + "11" * 20, symbol="HKDX", decimals=6, currency="HKD")
+    chain = ChainFactory(chain_id=31337, name="Local", rpc_urls=["http://127.0.0.1:9"])
+    return TokenFactory(chain=chain, address="0x" + "11" * 20, symbol="HKDX")
 
 
 def test_tokens_and_rates_are_read_once(cached: None, token: Token, django_assert_num_queries: Any) -> None:
@@ -61,10 +62,9 @@ def test_zero_seconds_turns_the_cache_off(settings: Any, token: Token, django_as
 def test_api_keys_known_are_cached_and_a_revocation_here_is_immediate(
     cached: None, django_assert_num_queries: Any
 ) -> None:
-    from stablepay.api.authentication import hash_api_key
-    from stablepay.models import Merchant
+    from stablepay.registry.api_keys import hash_api_key
 
-    merchant = Merchant.objects.create(slug="acme", name="Acme", xpub="xpub-test", api_key_hash=hash_api_key("k1"))
+    merchant = MerchantFactory(api_key_hash=hash_api_key("k1"))
     with django_assert_num_queries(1):
         assert refdata.merchant_by_api_key_hash(hash_api_key("k1")) == merchant
     with django_assert_num_queries(0):

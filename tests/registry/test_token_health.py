@@ -13,10 +13,10 @@ from stablepay.chain.rpc import RpcChainReader
 from stablepay.dev import chain as devchain
 from stablepay.models import Chain, Merchant, PaymentRequest, Token
 from stablepay.registry import token_health
-from tests.conftest import LocalChain
-from tests.ops.conftest import CONSOLE
-from tests.ops.conftest import make_user as make_ops_user
 from tests.support.auth import login_as
+from tests.support.local_chain import LocalChain
+from tests.support.ops import CONSOLE
+from tests.support.ops import make_user as make_ops_user
 
 
 def _create(api: APIClient, token: str, reference: str) -> Any:

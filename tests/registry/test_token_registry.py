@@ -13,9 +13,9 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from stablepay.models import Merchant, PaymentRequest, Token
-from tests.conftest import LocalChain, setup_document
-from tests.merchant.conftest import login, make_user
 from tests.support.auth import login_as
+from tests.support.local_chain import LocalChain, setup_document
+from tests.support.merchant import login, make_user
 
 
 def _apply(tmp_path: Path, document: dict[str, Any]) -> None:
@@ -130,8 +130,8 @@ def test_merchant_settings_page_sets_the_policy(local_chain: LocalChain, merchan
 
 
 def test_ops_console_lists_the_registry_and_alerts_on_a_suspended_token(local_chain: LocalChain) -> None:
-    from tests.ops.conftest import CONSOLE
-    from tests.ops.conftest import make_user as make_ops_user
+    from tests.support.ops import CONSOLE
+    from tests.support.ops import make_user as make_ops_user
 
     ops = Client()
     login_as(ops, make_ops_user("olivia", CONSOLE))

@@ -1,22 +1,13 @@
-"""Fixtures for the hostile-input and authorization suites: the ops fixtures (users, exceptions made on
-anvil) and a second merchant's objects to attack; and the static files as `collectstatic` writes them for
-production, once per session, for the tests that serve pages from gunicorn with the production settings."""
+"""Fixtures of the hostile-input and authorization suites alone: the static files as `collectstatic` writes
+them for production, once per session, for the tests that serve pages from gunicorn with the production
+settings. (The ops users, the exceptions made on anvil and the storefront they attack are shared fixtures,
+in tests/conftest.py.)"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-
-from tests.ops.conftest import (  # noqa: F401  (fixtures)
-    exceptions,
-    four_eyes_at_5_hkd,
-    merchant_member,
-    ops_no_approve,
-    ops_user,
-    ops_user2,
-    plain_user,
-)
 
 
 @pytest.fixture(scope="session")

@@ -26,11 +26,12 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from stablepay.models import ActionState, Merchant, OpsAction, PaymentRequest, WebhookDelivery
+from stablepay.models import ActionState, Merchant, OpsAction, PaymentRequest
 from stablepay.ops.services import ops_action_request
-from tests.conftest import LocalChain, create_request
-from tests.ops.conftest import APPROVE, CONSOLE, Exceptions, due, expect, make_user
+from tests.factories import WebhookDeliveryFactory
 from tests.support.auth import login_as
+from tests.support.local_chain import LocalChain, create_request
+from tests.support.ops import APPROVE, CONSOLE, Exceptions, due, expect, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -186,14 +187,7 @@ def test_dashboard_forms_cannot_reach_another_merchant(
     merchant.webhook_url = "https://acme.example/hooks"
     merchant.save(update_fields=["webhook_url"])
     pr = create_request(merchant, order_reference="HOOKED")
-    delivery = WebhookDelivery.objects.create(
-        merchant=merchant,
-        payment_request=pr,
-        type="payment_request.created",
-        payload={},
-        created_at=timezone.now(),
-        delivered_at=timezone.now(),
-    )
+    delivery = WebhookDeliveryFactory(merchant=merchant, payment_request=pr, delivered_at=timezone.now())
     b = client_for(members["b"])
     redeliver = f"/merchant/webhooks/{delivery.pk}/redeliver/"
     assert b.post(redeliver).status_code == 404

@@ -9,14 +9,14 @@ from django.contrib.auth.models import User
 
 from shop.management.commands.demo import Command
 from stablepay.governance import change_control
-from stablepay.models import Merchant
+from tests.factories import MerchantFactory
 
 MONEY = {"stablepay.change_merchant", "stablepay.change_fxrate", "stablepay.approve_change"}
 
 
 @pytest.fixture
 def demo_users(db: None) -> dict[str, User]:
-    Merchant.objects.create(slug="demo", name="Demo", xpub="xpub-demo", api_key_hash="d" * 64)
+    MerchantFactory(slug="demo", name="Demo")
     Command()._seed_users()
     return {u.username: User.objects.get(pk=u.pk) for u in User.objects.all()}
 

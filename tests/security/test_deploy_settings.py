@@ -19,9 +19,8 @@ import requests
 from django.contrib.auth.models import User
 
 from stablepay.models import Merchant, PaymentRequest, Token
-from tests.conftest import create_request, subprocess_database_url
 from tests.security.gunicorn_server import Gunicorn
-from tests.shop.conftest import hkdx, shop_chain, shop_merchant  # noqa: F401
+from tests.support.local_chain import create_request, subprocess_database_url
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HOST = "pay.example.com"
@@ -149,8 +148,8 @@ def test_plain_http_is_redirected_to_https(production_server: Gunicorn) -> None:
 
 def test_security_headers_and_csp_on_every_kind_of_page(
     production_server: Gunicorn,
-    shop_merchant: Merchant,  # noqa: F811
-    hkdx: Token,  # noqa: F811
+    shop_merchant: Merchant,
+    hkdx: Token,
 ) -> None:
     payment_request = _payment_request(shop_merchant)
     pages = {

@@ -18,8 +18,8 @@ import requests
 import schemathesis
 from schemathesis import GenerationMode
 
-from tests.conftest import LocalChain, subprocess_database_url
-from tests.security.test_api_fuzz import Targets, fuzz
+from tests.support.fuzz import Targets, fuzz
+from tests.support.local_chain import LocalChain, subprocess_database_url
 from tests.support.services import _die_with_parent, free_port, stop_process
 
 pytestmark = pytest.mark.django_db(transaction=True)

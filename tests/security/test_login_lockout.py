@@ -20,7 +20,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
-from tests.ops.conftest import PASSWORD, make_user
+from tests.support.ops import PASSWORD, make_user
 
 pytestmark = pytest.mark.django_db
 

@@ -26,9 +26,9 @@ from stablepay.api.serializers import MAX_METADATA_DEPTH, PaymentRequestCreateIn
 from stablepay.ledger.services import payment_requests_expire
 from stablepay.models import PaymentRequest
 from stablepay.ops.services import ops_action_request
-from tests.conftest import LocalChain
-from tests.ops.conftest import due, make_user
 from tests.support.auth import login_as
+from tests.support.local_chain import LocalChain
+from tests.support.ops import due, make_user
 
 pytestmark = pytest.mark.django_db
 

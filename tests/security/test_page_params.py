@@ -11,9 +11,9 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from stablepay.models import Merchant
-from tests.conftest import LocalChain, create_request
-from tests.ops.conftest import APPROVE, CONSOLE, make_user
 from tests.support.auth import login_as
+from tests.support.local_chain import LocalChain, create_request
+from tests.support.ops import APPROVE, CONSOLE, make_user
 
 pytestmark = pytest.mark.django_db
 

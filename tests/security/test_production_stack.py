@@ -32,8 +32,9 @@ from django.core.management import call_command
 from playwright.sync_api import expect, sync_playwright
 
 from stablepay.models import Merchant
-from tests.browser.conftest import ARGS, ARTIFACTS, CHROMIUM
-from tests.conftest import LocalChain, create_request, subprocess_database_url
+from tests.support.browser import ARTIFACTS
+from tests.support.chromium import ARGS, CHROMIUM
+from tests.support.local_chain import LocalChain, create_request, subprocess_database_url
 from tests.support.production import ProductionStack
 from tests.support.services import redis_url
 

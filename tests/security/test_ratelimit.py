@@ -27,9 +27,8 @@ from rest_framework.test import APIClient
 
 from stablepay import ratelimit
 from stablepay.models import Merchant, PaymentRequest, RateLimitCounter
-from tests.conftest import LocalChain, subprocess_database_url
 from tests.security.gunicorn_server import Gunicorn
-from tests.shop.conftest import egg_rolls, hk, hkdx, shop_chain, shop_merchant, shopper  # noqa: F401
+from tests.support.local_chain import LocalChain, subprocess_database_url
 from tests.support.services import free_port, redis_url
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -57,17 +56,21 @@ def _fresh_limiter(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def limits(settings: Any, *, redis_url: str | None = None, **rates: str) -> None:
     """Set the limits for a test: low ones, Redis db 9 unless told otherwise ("" = the database)."""
     config = {
-        "PER_MERCHANT": None,
-        "PER_IP": None,
-        "PER_API_IP": None,
+        "RATE_LIMIT_PER_MERCHANT": None,
+        "RATE_LIMIT_PER_IP": None,
+        "RATE_LIMIT_PER_API_IP": None,
         "TRUSTED_PROXIES": 0,
-        "REDIS_URL": _db9_url() if redis_url is None else redis_url,
-        "REDIS_TIMEOUT_SECONDS": 0.25,
-        "REDIS_RETRY_SECONDS": 5.0,
-        "KEY_PREFIX": "stablepay:rl:test:",
+        "RATE_LIMIT_REDIS_URL": _db9_url() if redis_url is None else redis_url,
+        "RATE_LIMIT_REDIS_TIMEOUT_SECONDS": 0.25,
+        "RATE_LIMIT_REDIS_RETRY_SECONDS": 5.0,
+        "RATE_LIMIT_KEY_PREFIX": "stablepay:rl:test:",
     }
-    config.update({name.upper(): ratelimit.parse_rate(v, variable=name) for name, v in rates.items()})
-    settings.STABLEPAY_RATE_LIMITS = config
+    config.update({f"RATE_LIMIT_{name.upper()}": ratelimit.parse_rate(v, variable=name) for name, v in rates.items()})
+    settings.STABLEPAY = {**settings.STABLEPAY, **config}
+
+
+def configure(settings: Any, **options: Any) -> None:
+    settings.STABLEPAY = {**settings.STABLEPAY, **options}
 
 
 # --- Configuration ---------------------------------------------------------------------------------
@@ -105,11 +108,11 @@ def test_a_bad_setting_stops_start_up_naming_the_variable(variable: str, value: 
 def test_production_defaults_are_on() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STABLEPAY_RATE_LIMIT")}
     code = (
-        "import shop.settings as s; c = s.STABLEPAY_RATE_LIMITS; "
-        "print(c['PER_MERCHANT'], c['PER_IP'], c['PER_API_IP'], c['TRUSTED_PROXIES'])"
+        "from stablepay.conf import app_settings as c; "
+        "print(c.RATE_LIMIT_PER_MERCHANT, c.RATE_LIMIT_PER_IP, c.RATE_LIMIT_PER_API_IP, c.TRUSTED_PROXIES)"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, "manage.py", "shell", "-c", code],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
@@ -117,7 +120,7 @@ def test_production_defaults_are_on() -> None:
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["6000/60", "60/60", "12000/60", "0"]
+    assert done.stdout.splitlines()[-1].split() == ["6000/60", "60/60", "12000/60", "0"]
 
 
 # --- Client IP -------------------------------------------------------------------------------------
@@ -127,11 +130,11 @@ def test_client_ip_ignores_x_forwarded_for_unless_proxies_are_trusted(settings: 
     limits(settings)
     spoofed = rf.get("/", REMOTE_ADDR="10.0.0.5", HTTP_X_FORWARDED_FOR="1.1.1.1, 203.0.113.9")
     assert ratelimit.client_ip(spoofed) == "10.0.0.5"
-    settings.STABLEPAY_RATE_LIMITS["TRUSTED_PROXIES"] = 1  # nginx appends the address it saw
+    configure(settings, TRUSTED_PROXIES=1)  # nginx appends the address it saw
     assert ratelimit.client_ip(spoofed) == "203.0.113.9"
-    settings.STABLEPAY_RATE_LIMITS["TRUSTED_PROXIES"] = 2  # CDN, then nginx
+    configure(settings, TRUSTED_PROXIES=2)  # CDN, then nginx
     assert ratelimit.client_ip(spoofed) == "1.1.1.1"
-    settings.STABLEPAY_RATE_LIMITS["TRUSTED_PROXIES"] = 3  # fewer hops than proxies: not through them all
+    configure(settings, TRUSTED_PROXIES=3)  # fewer hops than proxies: not through them all
     assert ratelimit.client_ip(spoofed) == "10.0.0.5"
     v6 = rf.get("/", REMOTE_ADDR="2001:db8:1:2:aaaa::1")
     assert ratelimit.client_ip(v6) == "2001:db8:1:2::/64"  # one subscriber's block counts as one client
@@ -325,9 +328,9 @@ def _fill_cart(client: Client, product: Any) -> None:
 
 def test_checkout_from_one_address_is_limited_with_a_clear_page(
     settings: Any,
-    shopper: Client,  # noqa: F811
-    egg_rolls: Any,  # noqa: F811
-    hkdx: Any,  # noqa: F811
+    shopper: Client,
+    egg_rolls: Any,
+    hkdx: Any,
 ) -> None:
     limits(settings, per_ip="2/60")
     url = reverse("shop:checkout", args=["hk"])
@@ -351,9 +354,9 @@ def test_checkout_from_one_address_is_limited_with_a_clear_page(
 
 def test_checkout_refusal_speaks_traditional_chinese(
     settings: Any,
-    shopper: Client,  # noqa: F811
-    egg_rolls: Any,  # noqa: F811
-    hkdx: Any,  # noqa: F811
+    shopper: Client,
+    egg_rolls: Any,
+    hkdx: Any,
 ) -> None:
     limits(settings, per_ip="1/60")
     url = reverse("shop:checkout", args=["hk"])
@@ -416,7 +419,7 @@ def test_redis_down_fails_open_with_a_warning_and_recovers(
     settings: Any, api: APIClient, own_redis: ThrowawayRedis, caplog: pytest.LogCaptureFixture
 ) -> None:
     limits(settings, per_merchant="2/60", redis_url=own_redis.url)
-    settings.STABLEPAY_RATE_LIMITS["REDIS_RETRY_SECONDS"] = 1.0
+    configure(settings, RATE_LIMIT_REDIS_RETRY_SECONDS=1.0)
     assert [api.post(CREATE_URL, _body(f"D-{i}"), format="json").status_code for i in range(3)] == [201, 201, 429]
 
     own_redis.stop()

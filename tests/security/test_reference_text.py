@@ -27,9 +27,9 @@ from stablepay.errors import InvalidInput
 from stablepay.ledger import services
 from stablepay.models import Merchant, PaymentRequest
 from stablepay.text_rules import formula_like, reference_problem, spreadsheet_cell
-from tests.conftest import LocalChain
-from tests.ops.conftest import due, make_user
 from tests.support.auth import login_as
+from tests.support.local_chain import LocalChain
+from tests.support.ops import due, make_user
 
 pytestmark = pytest.mark.django_db
 

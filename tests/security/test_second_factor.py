@@ -24,9 +24,9 @@ from rest_framework.test import APIClient
 
 from stablepay.accounts.second_factor import must_have_second_factor
 from stablepay.models import Merchant
-from tests.conftest import LocalChain
-from tests.ops.conftest import APPROVE, CONSOLE, PASSWORD, make_user
 from tests.support.auth import code_at, fresh_code, totp_device
+from tests.support.local_chain import LocalChain
+from tests.support.ops import APPROVE, CONSOLE, PASSWORD, make_user
 
 pytestmark = pytest.mark.django_db
 

@@ -3,7 +3,7 @@
 The plaintexts enter through every way the product takes them (the setup file, the settings page's
 generate / type / rotate, the API key rotation) and must then appear nowhere in the database (every
 table, read with raw SQL), in the logs, in the admin, or on a page other than the one right after
-generation. The delivery path still signs with the decrypted secret (tests/stablepay/test_webhooks_*).
+generation. The delivery path still signs with the decrypted secret (tests/webhooks/).
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ from stablepay import secret_box
 from stablepay.merchant import services as merchant_services
 from stablepay.models import Merchant
 from stablepay.webhooks import delivery as webhooks
-from tests.conftest import LocalChain, create_request, setup_document
-from tests.merchant.conftest import login, make_user
 from tests.support.auth import login_as
+from tests.support.local_chain import LocalChain, create_request, setup_document
+from tests.support.merchant import login, make_user
 
 FILE_SECRET = "whsec_from_the_setup_file_0123456789"
 TYPED_SECRET = "typed-by-the-merchant-0123456789"
@@ -239,7 +239,7 @@ def test_key_rotation_with_multifernet_and_the_rotate_command(
 
 def test_the_secrets_key_comes_from_the_environment_and_a_bad_one_fails_the_checks() -> None:
     good = [Fernet.generate_key().decode(), Fernet.generate_key().decode()]
-    code = "from django.conf import settings; print(','.join(settings.STABLEPAY['SECRETS_KEYS']))"
+    code = "from stablepay.conf import app_settings; print(','.join(app_settings.SECRETS_KEYS))"
     env = {**os.environ, "STABLEPAY_SECRETS_KEY": ",".join(good)}
     run = [sys.executable, "manage.py", "shell", "-c", code]
     done = subprocess.run(run, cwd=django_settings.BASE_DIR, env=env, capture_output=True, text=True, check=True)

@@ -38,12 +38,12 @@ ALLOWED_MNEMONICS: dict[str, tuple[set[str], str]] = {
         "its accounts hold value only on throwaway local chains (the demo and the tests).",
     ),
     "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about": (
-        {"tests/conftest.py", "bench/checkout_api.py", THIS_FILE},
+        {"tests/support/local_chain.py", "bench/checkout_api.py", THIS_FILE},
         "BIP-39's first published test vector (trezor/python-mnemonic vectors.json); the tests and the benchmark "
         "derive a watch-only merchant xpub from it on a local chain.",
     ),
     "legal winner thank year wave sausage worth useful legal winner thank yellow": (
-        {"tests/conftest.py", THIS_FILE},
+        {"tests/support/local_chain.py", THIS_FILE},
         "BIP-39's second published test vector; the tests' second merchant's xpub, watch-only, local chain.",
     ),
     "letter advice cage absurd amount doctor acoustic avoid letter advice cage above": (
@@ -271,7 +271,9 @@ def test_readable_test_values_are_not_reported() -> None:
 def test_settings_take_secrets_from_the_environment_only() -> None:
     source = (REPO / "shop" / "settings.py").read_text()
     assert re.search(r'^SECRET_KEY = env\.str\("SECRET_KEY", default=""\)', source, re.M)
-    assert '"SECRETS_KEYS": env.list("STABLEPAY_SECRETS_KEY", default=[])' in source
+    assert "SECRETS_KEYS" not in source  # stablepay reads STABLEPAY_SECRETS_KEY from the environment itself
+    conf = (REPO / "stablepay" / "conf.py").read_text()
+    assert 'SECRETS_KEYS = Setting((), _items, env="STABLEPAY_SECRETS_KEY"' in conf
 
     env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG", "STABLEPAY_SECRETS_KEY")}
     code = "from django.conf import settings; print(settings.SECRET_KEY == 'from-the-env-' + 'x' * 50)"

@@ -26,16 +26,17 @@ from django.test import Client
 from django.urls import reverse
 from websockets.sync.server import ServerConnection, serve
 
-from stablepay.api.serializers import payment_request_data
 from stablepay.chain.heads import HeadFollower
 from stablepay.chain.reader import ChainError
 from stablepay.chain.rpc import RpcChainReader
 from stablepay.ingest import health, watcher
+from stablepay.ledger.representation import payment_request_data
 from stablepay.models import Chain, Cursor, Merchant
 from stablepay.redact import REDACTED, redact_text, redact_url, scrub
-from tests.conftest import LocalChain, create_request
-from tests.ops.conftest import make_user
+from tests.factories import CursorFactory
 from tests.support.auth import login_as
+from tests.support.local_chain import LocalChain, create_request
+from tests.support.ops import make_user
 from tests.support.services import free_port
 
 pytestmark = pytest.mark.django_db
@@ -136,7 +137,7 @@ def keyed_chain(echo_node: EchoNode) -> tuple[Chain, list[str]]:
         confirmations=3,
         start_block=0,
     )
-    Cursor.objects.create(chain=chain, scanned_block=0)
+    CursorFactory(chain=chain)
     return chain, [host, echo_node.host]
 
 

@@ -52,9 +52,9 @@ from stablepay.merchant.services import merchant_webhook_update
 from stablepay.models import Merchant, WebhookDelivery
 from stablepay.webhooks import delivery as webhooks
 from stablepay.webhooks import target as webhook_target
-from tests.conftest import LocalChain, create_request, setup_document, subprocess_database_url
-from tests.merchant.conftest import login, make_user
 from tests.support.auth import login_as
+from tests.support.local_chain import LocalChain, create_request, setup_document, subprocess_database_url
+from tests.support.merchant import login, make_user
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "whsec-ssrf-test-0123456789abcdef"

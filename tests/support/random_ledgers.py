@@ -1,6 +1,8 @@
 """Ledgers for the set-based pass and report tests: three chains, five tokens, three merchants, and
 random requests with random transfers (exact, partial, over, late, wrong token, seen, orphaned, reviewed;
-screened clear, flagged or unanswered) in every status, built straight through the ORM (no chain needed)."""
+screened clear, flagged or unanswered) in every status, built straight through the ORM with the factories of
+tests/factories.py (no chain needed). Every random value is drawn in the same order for a seed, so a seed
+always gives the same ledger."""
 
 from __future__ import annotations
 
@@ -9,7 +11,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from stablepay.models import Chain, Cursor, Event, Merchant, PaymentRequest, Token, Transfer
+from stablepay.models import Merchant, Token
+from tests.factories import (
+    ChainFactory,
+    CursorFactory,
+    EventFactory,
+    MerchantFactory,
+    PaymentRequestFactory,
+    TokenFactory,
+    TransferFactory,
+)
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, 123456, tzinfo=UTC)
 STATUS_EXCEPTIONS = {
@@ -42,23 +53,20 @@ class World:
 
 
 def make_world() -> World:
-    templated = Chain.objects.create(
-        chain_id=1, name="One", confirmations=3, explorer_tx_url="https://one.example/tx/{tx}?x=1"
-    )
-    plain = Chain.objects.create(chain_id=2, name="Two", confirmations=12, explorer_tx_url="https://two.example/tx//")
-    Chain.objects.create(chain_id=3, name="Three", confirmations=1)  # no explorer, no cursor yet
-    Cursor.objects.create(chain=templated, scanned_block=1_000, head_block=1_000)
-    Cursor.objects.create(chain=plain, scanned_block=5_000, head_block=5_000)
-    three = Chain.objects.get(chain_id=3)
+    templated = ChainFactory(chain_id=1, name="One", explorer_tx_url="https://one.example/tx/{tx}?x=1")
+    plain = ChainFactory(chain_id=2, name="Two", confirmations=12, explorer_tx_url="https://two.example/tx//")
+    three = ChainFactory(chain_id=3, name="Three", confirmations=1)  # no explorer, no cursor yet
+    CursorFactory(chain=templated, scanned_block=1_000)
+    CursorFactory(chain=plain, scanned_block=5_000)
     tokens = [
-        Token.objects.create(chain=templated, address="0x" + "a1" * 20, symbol="HKDX", decimals=6, currency="HKD"),
-        Token.objects.create(chain=templated, address="0x" + "a2" * 20, symbol="USDC", decimals=6, currency="USD"),
-        Token.objects.create(chain=plain, address="0x" + "b1" * 20, symbol="HKDW", decimals=18, currency="HKD"),
-        Token.objects.create(chain=plain, address="0x" + "b2" * 20, symbol="USDT", decimals=0, currency="USD"),
-        Token.objects.create(chain=three, address="0x" + "c1" * 20, symbol="HKDZ", decimals=2, currency="HKD"),
+        TokenFactory(chain=templated, address="0x" + "a1" * 20, symbol="HKDX"),
+        TokenFactory(chain=templated, address="0x" + "a2" * 20, symbol="USDC", currency="USD"),
+        TokenFactory(chain=plain, address="0x" + "b1" * 20, symbol="HKDW", decimals=18),
+        TokenFactory(chain=plain, address="0x" + "b2" * 20, symbol="USDT", decimals=0, currency="USD"),
+        TokenFactory(chain=three, address="0x" + "c1" * 20, symbol="HKDZ", decimals=2),
     ]
     merchants = [
-        Merchant.objects.create(
+        MerchantFactory(
             slug="hooked",
             name="Hooked",
             xpub="xpub-a",
@@ -67,8 +75,8 @@ def make_world() -> World:
             webhook_url="https://hooks.example/stablepay",
             webhook_secret="s" * 32,
         ),
-        Merchant.objects.create(slug="exact", name="Exact", xpub="xpub-b", api_key_hash="b" * 64),
-        Merchant.objects.create(
+        MerchantFactory(slug="exact", name="Exact", xpub="xpub-b", api_key_hash="b" * 64),
+        MerchantFactory(
             slug="loose",
             name="Loose",
             xpub="xpub-c",
@@ -89,7 +97,7 @@ def random_ledger(world: World, rng: random.Random, n: int) -> None:
         status = rng.choice(list(STATUS_EXCEPTIONS))
         created = NOW - timedelta(minutes=rng.randint(1, 60), microseconds=rng.choice([0, rng.randint(1, 999_999)]))
         expires = NOW + timedelta(minutes=rng.choice([-30, -1, 1, 30]))
-        request = PaymentRequest.objects.create(
+        request = PaymentRequestFactory(
             merchant=merchant,
             token=token,
             order_reference=f"R-{i}",
@@ -107,10 +115,9 @@ def random_ledger(world: World, rng: random.Random, n: int) -> None:
             created_at=created,
             expires_at=expires,
             paid_at=rng.choice([None, created + timedelta(seconds=5)]) if status == "paid" else None,
-            watch_until=expires + timedelta(days=7),
             reconcile_pending=rng.random() < 0.2,
         )
-        Event.objects.create(payment_request=request, at=created, status=status, note="created", actor="api")
+        EventFactory(payment_request=request, at=created, status=status)
         siblings = [t for t in world.tokens if t.chain_id == token.chain_id]
         for _ in range(rng.choice([0, 1, 1, 1, 2, 3])):
             log += 1
@@ -119,8 +126,7 @@ def random_ledger(world: World, rng: random.Random, n: int) -> None:
             amount = rng.choice(
                 [due, due, due // 2, due * 2, due - due // 400, due + due // 40, 0, max(due - due // 100, 0)]
             )
-            Transfer.objects.create(
-                chain=token.chain,
+            TransferFactory(
                 token=paid_with,
                 payment_request=request,
                 tx_hash="0x" + f"{log:064x}",
@@ -129,7 +135,6 @@ def random_ledger(world: World, rng: random.Random, n: int) -> None:
                 block_hash="0x" + f"{log + 7:064x}",
                 block_timestamp=expires + timedelta(seconds=rng.choice([-120, -1, 0, 1, 120])),
                 from_address="0x" + "f" * 40,
-                to_address=request.pay_to,
                 amount_base_units=Decimal(amount),
                 state=rng.choice(["seen", "confirmed", "confirmed", "confirmed", "orphaned"]),
                 reviewed=rng.random() < 0.2,

@@ -35,7 +35,7 @@ import redis
 import requests
 
 from stablepay.dev import chain as devchain
-from tests.conftest import MERCHANT_MNEMONIC, account_xpub
+from tests.support.local_chain import MERCHANT_MNEMONIC, account_xpub
 from tests.support.rpc_proxy import FaultProxy
 from tests.support.services import (
     REPO_ROOT,

@@ -7,8 +7,7 @@ from web3 import Web3
 
 from stablepay.dev import chain as devchain
 from tests.support.services import Anvil
-
-PAYER = 1  # dev account paying the deposit addresses
+from tests.support.treasury import PAYER
 
 
 @pytest.fixture

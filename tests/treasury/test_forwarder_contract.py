@@ -25,7 +25,7 @@ from stablepay.chain.reader import TRANSFER_TOPIC
 from stablepay.dev import chain as devchain
 from tests.support import real_coins
 from tests.support.safe import SafeWallet
-from tests.treasury.conftest import PAYER
+from tests.support.treasury import PAYER
 
 SETTLEMENT = devchain.dev_account(5).address  # the merchant's Safe or cold wallet
 ATTACKER = 7

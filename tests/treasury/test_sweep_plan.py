@@ -17,7 +17,7 @@ from stablepay.dev import chain as devchain
 from stablepay.treasury import sweep
 from tests.support import real_coins
 from tests.support.safe import SafeWallet
-from tests.treasury.conftest import PAYER
+from tests.support.treasury import PAYER
 
 
 def paid_deposits(w3: Web3, token: str, settlement: str, amounts: list[int]) -> list[sweep.Deposit]:

@@ -15,7 +15,7 @@ from django.utils import timezone
 from stablepay.models import Merchant, WebhookDelivery
 from stablepay.webhooks import delivery as webhooks
 from stablepay.webhooks.signature import is_valid
-from tests.conftest import LocalChain, create_request
+from tests.support.local_chain import LocalChain, create_request
 
 SECRET = "whsec-test-0123456789abcdef"
 

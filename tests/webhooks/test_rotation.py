@@ -28,8 +28,8 @@ from stablepay.merchant import services as merchant_services
 from stablepay.models import Merchant, WebhookDelivery
 from stablepay.webhooks import delivery as webhooks
 from stablepay.webhooks.signature import is_valid
-from tests.conftest import LocalChain, create_request, setup_document
-from tests.merchant.conftest import login, make_user
+from tests.support.local_chain import LocalChain, create_request, setup_document
+from tests.support.merchant import login, make_user
 from tests.support.webhook_receiver import VerifyingReceiver
 
 OLD = "whsec_rotation_old_0123456789abcdef"
@@ -217,7 +217,7 @@ def test_stablepay_setup_rotates_a_changed_webhook_secret_with_grace(
 
 
 def test_the_grace_period_is_read_from_the_environment() -> None:
-    code = "from django.conf import settings; print(settings.STABLEPAY['WEBHOOK_SECRET_GRACE_HOURS'])"
+    code = "from stablepay.conf import app_settings; print(app_settings.WEBHOOK_SECRET_GRACE_HOURS)"
     env = {k: v for k, v in os.environ.items() if k != "STABLEPAY_WEBHOOK_SECRET_GRACE_HOURS"}
     run = [sys.executable, "manage.py", "shell", "-c", code]
     default = subprocess.run(run, cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, check=True)

@@ -26,7 +26,7 @@ from stablepay.models import Merchant, PaymentRequest, WebhookDelivery
 from stablepay.webhooks import delivery as webhooks
 from stablepay.webhooks import signature
 from stablepay.webhooks.signature import SignatureVerificationError, is_valid, verify_signature
-from tests.conftest import LocalChain, create_request
+from tests.support.local_chain import LocalChain, create_request
 from tests.support.webhook_receiver import Delivery, VerifyingReceiver
 
 SECRET = "whsec_test_signatures_0123456789abcdef"

@@ -29,8 +29,8 @@ from stablepay.merchant import services as merchant_services
 from stablepay.models import Merchant, WebhookDelivery
 from stablepay.webhooks import delivery as webhooks
 from stablepay.webhooks.signature import standard_secret
-from tests.conftest import LocalChain, create_request
-from tests.merchant.conftest import login, make_user
+from tests.support.local_chain import LocalChain, create_request
+from tests.support.merchant import login, make_user
 from tests.support.webhook_receiver import Delivery, VerifyingReceiver
 
 SECRET = "whsec_standard_0123456789abcdef"

@@ -29,10 +29,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from web3 import Web3
 from web3.types import RPCEndpoint
 
-from stablepay.accounts.second_factor import must_have_second_factor
 from stablepay.dev import chain as devchain
-from stablepay.dev.second_factor import DEMO_TOTP_KEY_BASE32, give_demo_device
-from stablepay.models import Merchant
+from stablepay.dev.second_factor import DEMO_TOTP_KEY_BASE32, give_demo_devices
+from stablepay.interface import Merchant
 
 ANVIL = Path(settings.BASE_DIR) / "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
 DEMO_DIR = Path(settings.BASE_DIR) / ".demo"
@@ -230,9 +229,7 @@ class Command(BaseCommand):
         """Every demo user who must have a second factor (staff, ops, anyone who can change where money goes;
         stablepay/accounts/second_factor.py) gets the demo authenticator: a TOTP device with the published demo key
         (stablepay/dev/second_factor.py), whose current code `stablepay_demo_code USER` prints."""
-        for user in get_user_model().objects.filter(is_active=True):
-            if must_have_second_factor(user):
-                give_demo_device(user)
+        give_demo_devices()
 
     def _banner(self, port: int, rpc_url: str, api_key: str) -> None:
         url = f"http://127.0.0.1:{port}/"

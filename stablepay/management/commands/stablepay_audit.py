@@ -9,11 +9,10 @@ import json
 import sys
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from stablepay.chain.factory import reader_for_chain
 from stablepay.chain.reader import ChainError
-from stablepay.chain.rpc import RpcChainReader
 from stablepay.ingest.chain_audit import audit_chain
 from stablepay.models import Chain
 
@@ -32,7 +31,7 @@ class Command(BaseCommand):
             raise CommandError(f"chain-id: no registered chain {options['chain_id']}")
         if not 0 <= options["from_block"] <= options["to_block"]:
             raise CommandError("from-block: must be >= 0 and <= to-block")
-        reader = RpcChainReader(chain.rpc_urls, timeout=settings.STABLEPAY["RPC_TIMEOUT_SECONDS"])
+        reader = reader_for_chain(chain)
         try:
             report = audit_chain(
                 chain=chain, reader=reader, from_block=options["from_block"], to_block=options["to_block"]

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from stablepay.conf import app_settings
 from stablepay.dev.second_factor import current_code, demo_device
 
 
@@ -23,7 +23,7 @@ class Command(BaseCommand):
         parser.add_argument("username")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if not settings.STABLEPAY.get("DEMO_MODE"):
+        if not app_settings.DEMO_MODE:
             raise CommandError("demo only: run it with STABLEPAY_DEMO=true, against the demo's database")
         user = get_user_model().objects.filter(username=options["username"]).first()
         device = demo_device(user) if user is not None else None

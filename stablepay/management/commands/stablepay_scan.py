@@ -6,9 +6,9 @@ import signal
 import threading
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
+from stablepay.conf import app_settings
 from stablepay.ingest import watcher
 from stablepay.ingest.watch_loop import WatchLoop
 
@@ -21,7 +21,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--once", action="store_true", help="one full pass, then exit 0")
-        parser.add_argument("--interval", type=float, default=settings.STABLEPAY["SCAN_INTERVAL_SECONDS"])
+        parser.add_argument("--interval", type=float, default=app_settings.SCAN_INTERVAL_SECONDS)
         parser.add_argument(
             "--dispatch",
             action="store_true",

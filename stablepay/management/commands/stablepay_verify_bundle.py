@@ -16,11 +16,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from stablepay.chain.factory import reader_for_urls
 from stablepay.chain.reader import ChainError
-from stablepay.chain.rpc import RpcChainReader
 from stablepay.compliance import audit_bundle
 from stablepay.models import Chain
 
@@ -95,7 +94,7 @@ class Command(BaseCommand):
             if chain is None:
                 return {"problems": [f"chain: no registered chain {chain_id!r} (give --rpc-url)"]}
             urls = list(chain.rpc_urls)
-        reader = RpcChainReader(urls, timeout=settings.STABLEPAY["RPC_TIMEOUT_SECONDS"])
+        reader = reader_for_urls(urls)
         try:
             return audit_bundle.verify_against_chain(bundle, reader)
         except (ChainError, ValueError, TypeError) as exc:
