@@ -407,6 +407,9 @@ class AppSettings:
     # Public RPC URLs per chain id that the payment page may ask a wallet to add, as JSON:
     # {"8453": ["https://mainnet.base.org"]}; checkout/wallet.py.
     WALLET_RPC_URLS = Setting({}, _json_object)
+    # A key that only pays gas for `stablepay_sweep` (treasury/sweep.py): the funds can reach no address but the
+    # settlement address fixed in each forwarder. Empty: the command writes unsigned transactions only.
+    SWEEPER_KEY = Setting("", _text)
     # The Ed25519 key that signs audit bundles (PEM or base64 seed; empty: derived from SECRET_KEY).
     AUDIT_SIGNING_KEY = Setting("", _text, check=_audit_signing_key_check)
     # Ledger rows are kept this many years; ledger/retention.py refuses anything but a whole number >= 1.

@@ -143,7 +143,15 @@ class Token(models.Model):
 class Merchant(models.Model):
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=128)
-    xpub = models.CharField(max_length=128, help_text="Account-level extended public key (m/44'/60'/0').")
+    xpub = models.CharField(
+        max_length=128,
+        blank=True,
+        help_text="Account-level extended public key (m/44'/60'/0'); empty: forwarder deposit addresses only.",
+    )
+    # Forwarder deposit addresses (issue 18): {"<chain_id>": "0x..."}, the merchant's Safe or cold wallet per
+    # chain. On such a chain each request's deposit address is a CREATE2 forwarder fixed to that address
+    # (stablepay/chain/forwarder.py); on other chains the xpub is used. Guarded like the xpub.
+    settlement_addresses = models.JSONField(default=dict, blank=True)
     api_key_hash = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the API key.")
     api_key_prefix = models.CharField(max_length=8, blank=True, default="")
     payment_tolerance_percent = models.DecimalField(max_digits=5, decimal_places=2, default=Decimal("0"))
@@ -263,6 +271,8 @@ class PaymentRequest(models.Model):
     amount_paid_base_units = BaseUnitsField(default=Decimal(0))
     pay_to = models.CharField(max_length=42)
     derivation_index = models.PositiveIntegerField()
+    # Forwarder mode: the CREATE2 salt of pay_to ("0x" + 64 hex: settlement address ++ request number); "": xpub.
+    deposit_salt = models.CharField(max_length=66, blank=True, default="")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)  # indexed in Meta
     exception = models.CharField(max_length=16, choices=ExceptionType.choices, blank=True, default="")
     resolution = models.CharField(max_length=16, choices=Resolution.choices, blank=True, default="")

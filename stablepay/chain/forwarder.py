@@ -75,6 +75,34 @@ def _address_bytes(address: str, *, field: str = "settlement address") -> bytes:
     return raw
 
 
+def settlement_addresses(value: Any) -> dict[str, ChecksumAddress]:
+    """A merchant's {"<chain_id>": "0x..."} checked: chain ids are positive integers, each address a real one
+    (checksummed when mixed-case); returns it with checksummed addresses. Raises ForwarderError naming the entry."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ForwarderError('must be a JSON object {"<chain_id>": "0x..."}') from exc
+    if not isinstance(value, dict):
+        raise ForwarderError('must be an object {"<chain_id>": "0x..."}')
+    found: dict[str, ChecksumAddress] = {}
+    for key, address in value.items():
+        chain_id = str(key).strip()
+        if not chain_id.isdigit() or int(chain_id) <= 0:
+            raise ForwarderError(f"{key!r} is not a chain id (a positive integer)")
+        if not isinstance(address, str):
+            raise ForwarderError(f"the address for chain {chain_id} must be a string")
+        raw = _address_bytes(address, field=f"settlement address for chain {chain_id}")
+        checksummed = to_checksum_address(raw)
+        text = address.strip()
+        if text[2:] != text[2:].lower() and text[2:] != text[2:].upper() and text != checksummed:
+            raise ForwarderError(f"the settlement address for chain {chain_id} has a wrong checksum")
+        found[str(int(chain_id))] = checksummed
+    return dict(sorted(found.items(), key=lambda item: int(item[0])))
+
+
 @lru_cache(maxsize=256)
 def init_code_hash(settlement: str) -> bytes:
     """keccak256 of the Forwarder's init code for this settlement address."""

@@ -39,6 +39,7 @@ from django.conf import settings
 from django.http import HttpResponse
 from django.utils import timezone
 
+from stablepay.chain import forwarder
 from stablepay.chain.addresses import XpubError, derive_address, parse_xpub
 from stablepay.chain.reader import TRANSFER_TOPIC
 from stablepay.conf import app_settings
@@ -270,12 +271,7 @@ def build_bundle(payment_request: PaymentRequest, *, now: datetime | None = None
             "head_block_at_settlement": settlement_head,
             "confirmations_note": CONFIRMATIONS_NOTE,
         },
-        "deposit": {
-            "address": pr.pay_to,
-            "derivation_index": pr.derivation_index,
-            "derivation_path": f"m/44'/60'/0'/0/{pr.derivation_index}",
-            **_xpub_identity(pr.merchant.xpub),
-        },
+        "deposit": _deposit(pr),
         "transfers": transfers,
         "screening": screening,
         "screening_note": SCREENING_NOTE,
@@ -379,6 +375,61 @@ def verify_signature(document: dict[str, Any], *, trusted_public_keys: Sequence[
         public.verify(value, canonical(document["bundle"]))
     except InvalidSignature:
         problems.append("signature: does not match the bundle (the bundle or the signature was changed)")
+    return problems
+
+
+def _deposit(pr: PaymentRequest) -> dict[str, Any]:
+    """How the deposit address was made: child /0/i of the merchant's xpub (its fingerprint, never the xpub), or
+    a CREATE2 forwarder, which anyone can recompute from the fields given (verify_forwarder)."""
+    if pr.deposit_salt:
+        salt = bytes.fromhex(pr.deposit_salt[2:])
+        settlement = forwarder.settlement_of(salt)
+        return {
+            "address": pr.pay_to,
+            "mode": "forwarder",
+            "factory": forwarder.factory_address(),
+            "salt": pr.deposit_salt,
+            "init_code_hash": "0x" + forwarder.init_code_hash(settlement).hex(),
+            "settlement_address": settlement,
+        }
+    return {
+        "address": pr.pay_to,
+        "mode": "xpub",
+        "derivation_index": pr.derivation_index,
+        "derivation_path": f"m/44'/60'/0'/0/{pr.derivation_index}",
+        **_xpub_identity(pr.merchant.xpub),
+    }
+
+
+def verify_forwarder(bundle: dict[str, Any]) -> list[str]:
+    """[] unless the bundle's forwarder deposit address is not CREATE2(factory, salt, init_code_hash), the salt
+    does not name the settlement address, or the init-code hash is not the Forwarder's for that address."""
+    deposit = bundle.get("deposit") or {}
+    if deposit.get("mode") != "forwarder":
+        return []
+    try:
+        salt = bytes.fromhex(str(deposit.get("salt", ""))[2:])
+        code_hash = bytes.fromhex(str(deposit.get("init_code_hash", ""))[2:])
+        recomputed = forwarder.create2_address(str(deposit.get("factory", "")), salt, code_hash)
+        settlement = forwarder.settlement_of(salt)
+    except (ValueError, forwarder.ForwarderError) as exc:
+        return [f"deposit: the forwarder fields do not parse ({exc})"]
+    problems = []
+    if recomputed.lower() != str(deposit.get("address", "")).lower():
+        problems.append(
+            f"deposit: CREATE2(factory, salt, init_code_hash) is {recomputed}, the bundle says {deposit.get('address')}"
+        )
+    if settlement.lower() != str(deposit.get("settlement_address", "")).lower():
+        problems.append(
+            f"deposit: the salt names settlement address {settlement}, "
+            f"the bundle says {deposit.get('settlement_address')}"
+        )
+    elif code_hash != forwarder.init_code_hash(settlement):
+        problems.append("deposit: init_code_hash is not the Forwarder's for that settlement address")
+    if str(deposit.get("factory", "")).lower() != forwarder.factory_address().lower():
+        problems.append(
+            f"deposit: the factory is {deposit.get('factory')}, stablepay's is {forwarder.factory_address()}"
+        )
     return problems
 
 

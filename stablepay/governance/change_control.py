@@ -38,6 +38,7 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from stablepay.chain import forwarder
 from stablepay.chain.addresses import XpubError, derive_address, parse_xpub
 from stablepay.errors import Conflict, InvalidInput, StablepayError
 from stablepay.ledger import outbox
@@ -49,15 +50,16 @@ from stablepay.text_rules import clean_note
 logger = logging.getLogger(__name__)
 
 # The merchant fields whose change needs four eyes: the one list every entry point reads.
-# Issue 18 adds "settlement_addresses" here (one line), and its change is then guarded everywhere.
 GUARDED_MERCHANT_FIELDS: tuple[str, ...] = (
     "xpub",
+    "settlement_addresses",
     "payment_tolerance_percent",
     "refund_four_eyes_above_hkd",
     "accept_four_eyes_above_hkd",
 )
 FIELD_LABELS = {
     "xpub": "xpub (where deposits are derived)",
+    "settlement_addresses": "settlement addresses (where forwarder deposits are swept)",
     "payment_tolerance_percent": "payment tolerance (%)",
     "refund_four_eyes_above_hkd": "refund four-eyes limit (HKD)",
     "accept_four_eyes_above_hkd": "accept four-eyes limit (HKD)",
@@ -90,6 +92,8 @@ def as_json(value: Any) -> Any:
         return None
     if isinstance(value, Decimal):
         return decimal_text(value)
+    if isinstance(value, dict):
+        return {str(k): str(v) for k, v in value.items()}
     return str(value)
 
 
@@ -112,6 +116,11 @@ def clean_value(field: str, value: Any) -> Any:
         except XpubError as exc:
             raise InvalidInput(field, str(exc)) from exc
         return text
+    if field == "settlement_addresses":
+        try:
+            return forwarder.settlement_addresses(value)
+        except forwarder.ForwarderError as exc:
+            raise InvalidInput(field, str(exc)) from exc
     if field == "payment_tolerance_percent":
         number = _decimal(field, value, places=2)
         if not Decimal(0) <= number < Decimal(100):

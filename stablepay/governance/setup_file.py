@@ -22,6 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 from eth_utils.address import is_hex_address, to_checksum_address
 
+from stablepay.chain import forwarder
 from stablepay.chain.addresses import XpubError, parse_xpub
 from stablepay.chain.factory import reader_for_urls
 from stablepay.chain.reader import ChainError
@@ -208,11 +209,16 @@ def parse(text: str) -> dict[str, list[dict[str, Any]]]:
     merchants = []
     for i, raw in enumerate(_items(root, "merchants")):
         s = _Section(raw, f"merchants[{i}]")
-        xpub = s.text("xpub")
-        try:
-            parse_xpub(xpub)
-        except XpubError as exc:
-            raise SetupError(f"merchants[{i}].xpub", str(exc)) from exc
+        try:  # forwarder deposit addresses (CONTRACT §7): instead of, or beside, an xpub
+            settlement = forwarder.settlement_addresses(raw.get("settlement_addresses"))
+        except forwarder.ForwarderError as exc:
+            raise SetupError(f"merchants[{i}].settlement_addresses", str(exc)) from exc
+        xpub = s.text("xpub", required=not settlement)
+        if xpub:
+            try:
+                parse_xpub(xpub)
+            except XpubError as exc:
+                raise SetupError(f"merchants[{i}].xpub", str(exc)) from exc
         api_key = s.text("api_key")
         if len(api_key) < MIN_API_KEY:
             raise SetupError(f"merchants[{i}].api_key", f"must be at least {MIN_API_KEY} characters")
@@ -232,6 +238,7 @@ def parse(text: str) -> dict[str, list[dict[str, Any]]]:
                 "slug": s.text("slug", pattern=SLUG, hint="must be lower-case letters, digits, - or _"),
                 "name": s.text("name"),
                 "xpub": xpub.strip(),
+                "settlement_addresses": settlement,
                 "api_key": api_key,
                 "payment_tolerance_percent": s.decimal(
                     "payment_tolerance_percent", default=Decimal(0), low=Decimal(0), high=Decimal(100)
@@ -254,7 +261,7 @@ def parse(text: str) -> dict[str, list[dict[str, Any]]]:
             }
         )
     _unique(merchants, "slug", "merchants")
-    _unique(merchants, "xpub", "merchants")
+    _unique([m for m in merchants if m["xpub"]], "xpub", "merchants")
     _unique(chains, "chain_id", "chains")
     _unique([{**t, "key": (t["chain_id"], t["symbol"])} for t in tokens], "key", "tokens")
     _unique([{**t, "key": (t["chain_id"], t["address"])} for t in tokens], "key", "tokens")

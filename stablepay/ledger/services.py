@@ -19,6 +19,7 @@ from uuid import UUID
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from stablepay.chain import forwarder
 from stablepay.chain.addresses import allocate_index, derive_address
 from stablepay.errors import Conflict, InvalidInput
 from stablepay.ledger import outbox, reconcile
@@ -133,8 +134,15 @@ def payment_request_create(
         expires_at=expires_at,
         watch_until=expires_at + LATE_WATCH,
     )
+    settlement = (merchant.settlement_addresses or {}).get(str(token.chain.chain_id))
+    if not settlement and not merchant.xpub:
+        raise InvalidInput("chain_id", "this merchant has no deposit addresses on this network")
     request.derivation_index = allocate_index(merchant)  # its own short transaction unless the caller has one
-    request.pay_to = derive_address(merchant.xpub, request.derivation_index)
+    if settlement:  # a CREATE2 forwarder fixed to the settlement address: computed here, nothing deployed
+        request.pay_to, salt = forwarder.request_deposit(settlement, request.id)
+        request.deposit_salt = "0x" + salt.hex()
+    else:
+        request.pay_to = derive_address(merchant.xpub, request.derivation_index)
     try:
         if connection.vendor == "postgresql":
             _insert_created(request, actor=actor, now=now)

@@ -71,28 +71,37 @@ class Plan:
         return sum(len(batch) for batch in self.batches)
 
     def unsigned_document(self, *, created_at_ms: int | None = None) -> dict[str, Any]:
-        """CONTRACT §7's `--unsigned` file: {"chain_id", "transactions", "safe_batch"}."""
-        settlements = sorted({d.settlement for batch in self.batches for d, _ in batch})
-        transactions = [
-            {"to": to_checksum_address(tx["to"]), "data": tx["data"], "value": str(tx["value"])}
-            for tx in self.transactions
-        ]
-        return {
-            "chain_id": self.chain_id,
-            "transactions": transactions,
-            "safe_batch": safe_batch.batch_file(
-                chain_id=self.chain_id,
-                safe_address=settlements[0] if settlements else forwarder.factory_address(),
-                transactions=transactions,
-                name=f"stablepay sweep: {self.addresses} deposit addresses",
-                description=(
-                    f"Moves {self.total} base units of token {self.token} from {self.addresses} deposit addresses to "
-                    f"their settlement address{'es' if len(settlements) > 1 else ''} {', '.join(settlements)}. "
-                    "Anyone may execute it: the funds can reach no other address."
-                ),
-                created_at_ms=created_at_ms,
+        """CONTRACT §7's `--unsigned` file for this plan alone."""
+        return unsigned_document([self], chain_id=self.chain_id, created_at_ms=created_at_ms)
+
+
+def unsigned_document(plans: Sequence[Plan], *, chain_id: int, created_at_ms: int | None = None) -> dict[str, Any]:
+    """CONTRACT §7's `--unsigned` file: {"chain_id", "transactions", "safe_batch"}, the plans' transactions in
+    order (the factory's deployment first when a plan needs it)."""
+    settlements = sorted({d.settlement for p in plans for batch in p.batches for d, _ in batch})
+    transactions = [
+        {"to": to_checksum_address(tx["to"]), "data": tx["data"], "value": str(tx["value"])}
+        for p in plans
+        for tx in p.transactions
+    ]
+    addresses = sum(p.addresses for p in plans)
+    moved = ", ".join(f"{p.total} base units of token {p.token}" for p in plans)
+    return {
+        "chain_id": chain_id,
+        "transactions": transactions,
+        "safe_batch": safe_batch.batch_file(
+            chain_id=chain_id,
+            safe_address=settlements[0] if settlements else forwarder.factory_address(),
+            transactions=transactions,
+            name=f"stablepay sweep: {addresses} deposit addresses",
+            description=(
+                f"Moves {moved} from {addresses} deposit addresses to "
+                f"their settlement address{'es' if len(settlements) > 1 else ''} {', '.join(settlements)}. "
+                "Anyone may execute it: the funds can reach no other address."
             ),
-        }
+            created_at_ms=created_at_ms,
+        ),
+    }
 
 
 def per_transaction(block_gas_limit: int) -> int:

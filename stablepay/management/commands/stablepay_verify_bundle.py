@@ -74,6 +74,7 @@ class Command(BaseCommand):
             signature_problems = audit_bundle.verify_signature(document, trusted_public_keys=trusted)
             report["signature_ok"] = not signature_problems
             report["problems"].extend(signature_problems)
+            report["problems"].extend(audit_bundle.verify_forwarder(bundle))  # needs no key: recomputed from the bundle
             if options["xpub"]:
                 report["problems"].extend(audit_bundle.verify_deposit(bundle, options["xpub"]))
             if options["offline"]:
