@@ -20,19 +20,12 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from stablepay.models import Merchant
 from tests.support.auth import pass_second_factor, totp_device
-from tests.support.browser import ARTIFACTS
+from tests.support.browser import ARTIFACTS, CSP_RECORDER
 from tests.support.local_chain import LocalChain, create_request
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 PASSWORD = "csp-check-password-42"
-RECORD_VIOLATIONS = """
-window.__csp = [];
-document.addEventListener("securitypolicyviolation", (e) => {
-  const where = e.sourceFile + ":" + e.lineNumber;
-  window.__csp.push(e.violatedDirective + " blocked " + (e.blockedURI || "inline") + " at " + where);
-});
-"""
 
 
 class Watched:
@@ -96,7 +89,7 @@ def watched(browser: Browser) -> Iterator[Watched]:
     context = browser.new_context(
         viewport={"width": 1280, "height": 900}, locale="en-GB", permissions=["clipboard-read", "clipboard-write"]
     )
-    context.add_init_script(RECORD_VIOLATIONS)
+    context.add_init_script(CSP_RECORDER)
     yield Watched(context)
     context.close()
 
